@@ -1,0 +1,1 @@
+//! aws-sdk-healthlake adapter (to be written).

@@ -1,0 +1,20 @@
+//! healthlake-operator: manage Amazon HealthLake FHIR datastores, import jobs and export jobs
+//! from Kubernetes.
+//!
+//! The parts, each depending only on those listed before it:
+//! - [`api`]: the custom resources and their validation rules;
+//! - [`admission`]: the validator that applies a CRD's schema and CEL rules to an object;
+//! - [`healthlake`]: the HealthLake port, its SDK adapter and rate limiter.
+//!
+//! Beside them, standing for the outside world in tests, benchmarks and local trials:
+//! - [`emulator`]: a HealthLake emulator that imports nothing from the operator;
+//! - `apiserver` (feature `test-apiserver`): an in-memory Kubernetes API server that knows
+//!   nothing of HealthLake beyond loading CRDs and running the admission validator.
+
+pub mod admission;
+pub mod api;
+pub mod emulator;
+pub mod healthlake;
+
+#[cfg(feature = "test-apiserver")]
+pub mod apiserver;
