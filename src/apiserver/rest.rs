@@ -396,12 +396,20 @@ fn patch(
                 .map_err(|error| ApiError::bad_request(format!("invalid json patch: {error}")))?;
             let patched = store.patch_with(resource, namespace, &name, status_only, options, |old| {
                 let mut document = old.clone();
-                json_patch::patch(&mut document, &operations.0).map_err(|error| ApiError {
-                    code: 422,
-                    reason: "Invalid",
-                    message: format!("the server rejected our request due to an error in our request: {error}"),
-                    details: None,
-                })?;
+                for operation in &operations.0 {
+                    // Kubernetes' JSON Patch library lets `test` with a null value pass on a
+                    // missing path; kube-runtime's finalizer helper relies on it.
+                    if let json_patch::PatchOperation::Test(test) = operation
+                        && test.value.is_null() && document.pointer(&test.path.to_string()).is_none() {
+                            continue;
+                        }
+                    json_patch::patch(&mut document, std::slice::from_ref(operation)).map_err(|error| ApiError {
+                        code: 422,
+                        reason: "Invalid",
+                        message: format!("the server rejected our request due to an error in our request: {error}"),
+                        details: None,
+                    })?;
+                }
                 Ok(document)
             })?;
             Ok(Reply::Json(200, patched))

@@ -832,11 +832,13 @@ impl Store {
             ));
         }
         let body_name = text_at(&config, "/metadata/name");
-        if body_name != name {
+        if !body_name.is_empty() && body_name != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
+        let mut config = config;
+        set_metadata(&mut config, "name", Value::String(name.to_string()));
         let now = now_timestamp();
         let api_version = resource.api_version();
         let request = ApplyRequest {
