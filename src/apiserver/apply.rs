@@ -241,6 +241,20 @@ fn write_entries(object: &mut Value, entries: &[ManagedEntry]) {
     }
 }
 
+/// Removes, from every manager's fields, those whose value differs between `old` and `new`.
+pub fn release_changed_fields(old: &Value, new: &mut Value) {
+    let mut entries = read_entries(new);
+    if entries.is_empty() {
+        return;
+    }
+    for entry in &mut entries {
+        entry
+            .paths
+            .retain(|path| value_at(old, path) == value_at(new, path));
+    }
+    write_entries(new, &entries);
+}
+
 /// Who applies, and how.
 pub struct ApplyRequest<'a> {
     /// The field manager.

@@ -215,3 +215,60 @@ async fn apply_to_the_status_subresource_sets_status_only() {
     assert_eq!(applied.spec.size, 1);
     cluster.finish().await;
 }
+
+#[tokio::test]
+async fn a_field_removed_by_an_update_is_free_for_another_applier() {
+    // kube-lease-manager releases a Lease with a patch and the next replica takes it by apply.
+    let cluster = Cluster::start().await;
+    let widgets = cluster.widgets();
+    let holder = |manager: &str| {
+        json!({
+            "apiVersion": "conformance.example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "lock"},
+            "spec": {"size": 1, "tags": {"holder": manager}},
+        })
+    };
+    widgets
+        .patch(
+            "lock",
+            &PatchParams::apply("replica-a"),
+            &Patch::Apply(holder("replica-a")),
+        )
+        .await
+        .unwrap();
+    let taken = api_error(
+        widgets
+            .patch(
+                "lock",
+                &PatchParams::apply("replica-b"),
+                &Patch::Apply(holder("replica-b")),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(taken.code, 409, "the holder field belongs to replica-a");
+    let release = json!({"spec": {"tags": {"holder": null}}});
+    widgets
+        .patch("lock", &PatchParams::default(), &Patch::Merge(release))
+        .await
+        .unwrap();
+    let acquired = widgets
+        .patch(
+            "lock",
+            &PatchParams::apply("replica-b"),
+            &Patch::Apply(holder("replica-b")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        acquired
+            .spec
+            .tags
+            .unwrap()
+            .get("holder")
+            .map(String::as_str),
+        Some("replica-b")
+    );
+    cluster.finish().await;
+}
