@@ -92,6 +92,21 @@ async fn the_served_api_answers_a_client_built_from_its_kubeconfig() {
 }
 
 #[tokio::test]
+async fn serving_refuses_addresses_outside_loopback() {
+    let server = ApiServer::new();
+    let refused = server.serve("0.0.0.0:0").await;
+    assert!(
+        matches!(
+            refused,
+            Err(healthlake_operator::apiserver::ApiServerError::NotLoopback(
+                _
+            ))
+        ),
+        "only loopback may be served"
+    );
+}
+
+#[tokio::test]
 async fn the_repository_crds_load_from_their_directory() {
     let server = ApiServer::new();
     let mut names = server
