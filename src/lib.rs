@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod controller;
 pub mod decide;
 pub mod emulator;
 pub mod healthlake;

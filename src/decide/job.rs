@@ -19,6 +19,8 @@ pub trait JobRecord: Clone + PartialEq {
     fn job_id(&self) -> Option<&str>;
     /// The last status AWS reported.
     fn job_status(&self) -> Option<&JobStatus>;
+    /// The datastore the job was started on.
+    fn datastore_id(&self) -> Option<&str>;
     /// When the job ended.
     fn end_time(&self) -> Option<&Time>;
     /// The conditions.
@@ -43,6 +45,9 @@ macro_rules! job_record {
             }
             fn job_status(&self) -> Option<&JobStatus> {
                 self.job_status.as_ref()
+            }
+            fn datastore_id(&self) -> Option<&str> {
+                self.datastore_id.as_deref()
             }
             fn end_time(&self) -> Option<&Time> {
                 self.end_time.as_ref()
