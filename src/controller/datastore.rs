@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use kube::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -75,7 +74,7 @@ async fn apply(
             .await;
         }
     };
-    let now = Timestamp::now();
+    let now = context.now();
     let decision = decide::apply(&DatastoreInput {
         meta: &meta,
         spec: &object.spec,
@@ -93,7 +92,7 @@ async fn apply(
             match context.healthlake.create_datastore(&region, request).await {
                 Ok(summary) => {
                     let created =
-                        decide::after_create(&decision.status, &summary, &meta, Timestamp::now());
+                        decide::after_create(&decision.status, &summary, &meta, context.now());
                     write_status(api, &meta.name, &decision.status, &created).await?;
                     let notice = crate::decide::Notice::normal(
                         "Created",
@@ -181,7 +180,7 @@ async fn cleanup(
         status: &status,
         region: &region,
         observed: &observed,
-        now: Timestamp::now(),
+        now: context.now(),
     });
     write_status(api, &meta.name, &status, &decision.status).await?;
     if let Some(notice) = &decision.notice {
@@ -199,7 +198,7 @@ async fn cleanup(
         {
             Ok(summary) => {
                 let deleting =
-                    decide::after_delete(&decision.status, &summary, &meta, Timestamp::now());
+                    decide::after_delete(&decision.status, &summary, &meta, context.now());
                 write_status(api, &meta.name, &decision.status, &deleting).await?;
             }
             Err(HealthLakeError::NotFound { .. }) => {
@@ -248,7 +247,7 @@ async fn fail(
         error,
         action,
         meta.generation,
-        Timestamp::now(),
+        context.now(),
     );
     write_status(api, &meta.name, status, &next).await?;
     if let Some(notice) = &notice {

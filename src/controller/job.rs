@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
@@ -278,7 +277,7 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
         target: &target,
         observed: observed.as_ref(),
         ttl_seconds_after_finished: object.ttl(),
-        now: Timestamp::now(),
+        now: context.now(),
     });
     write_status(&api, &meta.name, &status, &decision.status).await?;
     if let Some(notice) = &decision.notice {
@@ -300,7 +299,7 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
                         &started,
                         datastore_id,
                         &meta,
-                        Timestamp::now(),
+                        context.now(),
                     );
                     write_status(&api, &meta.name, &decision.status, &recorded).await?;
                     let notice = Notice::normal(
@@ -367,7 +366,7 @@ async fn fail<K: JobKind>(
         error,
         action,
         meta.generation,
-        Timestamp::now(),
+        context.now(),
     );
     write_status(api, &meta.name, status, &next).await?;
     if let Some(notice) = &notice {

@@ -69,6 +69,10 @@ impl Default for Settings {
     }
 }
 
+/// The source of "now" for decisions: the system clock in production, a controlled clock in
+/// tests (so that the operator and the HealthLake emulator agree on time).
+pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
+
 /// Everything a reconcile needs, shared by the three controllers.
 pub struct Context {
     /// The Kubernetes client.
@@ -83,6 +87,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Per-object failure memory.
     pub errors: ErrorTracker,
+    /// Where "now" comes from.
+    pub clock: Clock,
 }
 
 impl Context {
@@ -105,7 +111,19 @@ impl Context {
             settings,
             metrics,
             errors,
+            clock: Arc::new(jiff::Timestamp::now),
         }
+    }
+
+    /// The same context reading time from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time, from the context's clock.
+    pub fn now(&self) -> jiff::Timestamp {
+        (self.clock)()
     }
 
     /// Turns a decision's requeue into a kube-runtime action, with jitter so that many objects
