@@ -53,6 +53,7 @@
 //! - discovery is the legacy (unaggregated) form; kubectl falls back to it.
 
 mod apply;
+mod conversion;
 mod discovery;
 mod faults;
 mod resources;

@@ -154,6 +154,28 @@ fn columns(resource: &ResourceType) -> Vec<Column> {
                 json_path: ".status.phase".into(),
             });
         }
+        if resource.plural == "events" {
+            let (object, message) = if resource.group.is_empty() {
+                (".involvedObject.name", ".message")
+            } else {
+                (".regarding.name", ".note")
+            };
+            for (name, json_path) in [
+                ("Type", ".type"),
+                ("Reason", ".reason"),
+                ("Object", object),
+                ("Message", message),
+            ] {
+                columns.push(Column {
+                    name: name.into(),
+                    kind: "string".into(),
+                    format: String::new(),
+                    description: format!("The event's {}.", name.to_lowercase()),
+                    priority: 0,
+                    json_path: json_path.into(),
+                });
+            }
+        }
         if resource.plural == "leases" {
             columns.push(Column {
                 name: "Holder".into(),

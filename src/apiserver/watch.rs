@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
+use super::conversion;
 use super::resources::ResourceType;
 use super::status::ApiError;
 use super::store::{Change, EventKind, Selection, Subscription};
@@ -47,9 +48,7 @@ fn event_for(request: &WatchRequest, change: &Change) -> Option<Value> {
         EventKind::Modified if now_matches => "ADDED",
         _ => return None,
     };
-    let mut object = change.object.clone();
-    object["apiVersion"] = Value::String(request.resource.api_version());
-    object["kind"] = Value::String(request.resource.kind.clone());
+    let object = conversion::present(&request.resource, &change.object);
     Some(json!({"type": kind, "object": object}))
 }
 

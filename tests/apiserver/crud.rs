@@ -488,6 +488,7 @@ async fn leases_and_events_are_stored_like_any_object() {
     event.involved_object = ObjectReference {
         kind: Some("Widget".into()),
         name: Some("w".into()),
+        namespace: Some(cluster.namespace.clone()),
         ..ObjectReference::default()
     };
     let created = events.create(&PostParams::default(), &event).await.unwrap();
@@ -510,6 +511,7 @@ async fn leases_and_events_are_stored_like_any_object() {
         namespace: Some(cluster.namespace.clone()),
         ..ObjectReference::default()
     });
+    modern_event.note = Some("widget w is ready".into());
     modern
         .create(&PostParams::default(), &modern_event)
         .await
@@ -518,6 +520,11 @@ async fn leases_and_events_are_stored_like_any_object() {
         modern.get("modern").await.unwrap().reason.as_deref(),
         Some("Ready")
     );
+    // One storage, two views: the events.k8s.io/v1 Event is a core v1 Event too.
+    let as_core = events.get("modern").await.unwrap();
+    assert_eq!(as_core.message.as_deref(), Some("widget w is ready"));
+    assert_eq!(as_core.involved_object.name.as_deref(), Some("w"));
+    assert_eq!(as_core.reporting_component.as_deref(), Some("conformance"));
     cluster.finish().await;
 }
 

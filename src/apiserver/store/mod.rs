@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use super::conversion;
 use super::resources::{Registry, ResourceType};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Subject};
@@ -269,10 +270,7 @@ impl Store {
 
     /// Sets `apiVersion` to the version the client asked for (conversion strategy `None`).
     pub(super) fn presented(resource: &ResourceType, object: &Value) -> Value {
-        let mut object = object.clone();
-        object["apiVersion"] = Value::String(resource.api_version());
-        object["kind"] = Value::String(resource.kind.clone());
-        object
+        conversion::present(resource, object)
     }
 
     /// One object.

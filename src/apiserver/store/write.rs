@@ -12,6 +12,7 @@ use super::{
 };
 use crate::admission::{FieldError, FieldErrorKind};
 use crate::apiserver::apply::{self, ApplyRequest};
+use crate::apiserver::conversion;
 use crate::apiserver::resources::{CRD_GROUP, CRD_PLURAL, ResourceType};
 use crate::apiserver::status::{ApiError, Subject};
 
@@ -165,9 +166,10 @@ impl Store {
         &mut self,
         resource: &ResourceType,
         namespace: Option<&str>,
-        mut object: Value,
+        object: Value,
         options: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        let mut object = conversion::to_storage(resource, object);
         if !object.is_object() {
             return Err(ApiError::bad_request(
                 "the request body is not a JSON object",
@@ -363,6 +365,7 @@ impl Store {
         status_only: bool,
         options: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        let object = conversion::to_storage(resource, object);
         let old = self.stored(resource, namespace, name)?;
         if !object.is_object() {
             return Err(ApiError::bad_request(
@@ -409,7 +412,7 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let old = self.stored(resource, namespace, name)?;
         let presented = Self::presented(resource, &old);
-        let new = patcher(&presented)?;
+        let new = conversion::to_storage(resource, patcher(&presented)?);
         let requested = text_at(&new, "/metadata/resourceVersion");
         if !requested.is_empty() && requested != text_at(&old, "/metadata/resourceVersion") {
             return Err(ApiError::conflict(
@@ -498,6 +501,7 @@ impl Store {
         let new = apply::apply(&presented, &config, &request).map_err(|conflicts| {
             ApiError::apply_conflict(Self::subject(resource, name), &conflicts)
         })?;
+        let new = conversion::to_storage(resource, new);
         self.commit_update(resource, old, new, status_only, true, options)
     }
 
