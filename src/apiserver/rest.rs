@@ -279,7 +279,7 @@ fn resource(
                 }),
             ))
         }
-        Verb::Watch => watch(shared, &path, query),
+        Verb::Watch => watch(shared, &path, query, headers),
         Verb::Create => {
             if status_only {
                 return Err(ApiError::method_not_allowed(
@@ -442,7 +442,12 @@ fn patch(
     }
 }
 
-fn watch(shared: &Arc<Shared>, path: &ResourcePath, query: &Query) -> Result<Reply, ApiError> {
+fn watch(
+    shared: &Arc<Shared>,
+    path: &ResourcePath,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<Reply, ApiError> {
     let selection = selection(path, query)?;
     let send_initial = flag(query, "sendInitialEvents");
     let version = query
@@ -485,6 +490,12 @@ fn watch(shared: &Arc<Shared>, path: &ResourcePath, query: &Query) -> Result<Rep
         bookmarks: flag(query, "allowWatchBookmarks"),
         initial_events_end: send_initial,
         timeout,
+        table: wants_table(headers).then(|| {
+            query
+                .get("includeObject")
+                .cloned()
+                .unwrap_or_else(|| "Metadata".to_string())
+        }),
     };
     let (sender, receiver) = mpsc::channel(256);
     let subscription = lock(&shared.store).subscribe(&path.resource, &selection, start);

@@ -11,6 +11,7 @@ use super::conversion;
 use super::resources::ResourceType;
 use super::status::ApiError;
 use super::store::{Change, EventKind, Selection, Subscription};
+use super::table;
 
 /// How long a watch with bookmarks allowed goes without one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
@@ -27,6 +28,8 @@ pub struct WatchRequest {
     pub initial_events_end: bool,
     /// When the server ends the watch.
     pub timeout: Option<Duration>,
+    /// `Some(includeObject)` when the client asked for Tables (`kubectl get --watch`).
+    pub table: Option<String>,
 }
 
 /// The watch event for a change as this watcher sees it, or `None` when it does not concern it.
@@ -48,7 +51,11 @@ fn event_for(request: &WatchRequest, change: &Change) -> Option<Value> {
         EventKind::Modified if now_matches => "ADDED",
         _ => return None,
     };
-    let object = conversion::present(&request.resource, &change.object);
+    let mut object = conversion::present(&request.resource, &change.object);
+    if let Some(include) = &request.table {
+        let metadata = json!({"resourceVersion": change.revision.to_string()});
+        object = table::to_table(&request.resource, &[object], include, metadata);
+    }
     Some(json!({"type": kind, "object": object}))
 }
 

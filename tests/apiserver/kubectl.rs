@@ -153,3 +153,67 @@ async fn kubectl_applies_gets_waits_for_and_deletes() {
     let (ok, _, stderr) = kubectl(&kubeconfig, &["get", "fhirds", "patients"]).await;
     assert!(!ok && stderr.contains("NotFound"), "{stderr}");
 }
+
+#[tokio::test]
+async fn tables_answer_get_and_watch_with_the_printer_columns() {
+    // What `kubectl get` and `kubectl get --watch` ask for, checked on the wire.
+    let server = ApiServer::new();
+    server
+        .load_crds_from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
+        .unwrap();
+    let client = server.client();
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("healthlake.fhir-operator.io", "v1alpha1", "FHIRDatastore"),
+        "fhirdatastores",
+    );
+    let datastores: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "healthlake.fhir-operator.io/v1alpha1",
+        "kind": "FHIRDatastore",
+        "metadata": {"name": "tabled"},
+        "spec": {"deletionPolicy": "Retain"},
+    }))
+    .unwrap();
+    datastores
+        .create(&Default::default(), &object)
+        .await
+        .unwrap();
+    let status = json!({"status": {"datastoreStatus": "CREATING"}});
+    datastores
+        .patch_status("tabled", &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let path = "/apis/healthlake.fhir-operator.io/v1alpha1/namespaces/default/fhirdatastores";
+    let list = http::Request::get(path)
+        .header("Accept", accept)
+        .body(Vec::new())
+        .unwrap();
+    let table: serde_json::Value = client.request(list).await.unwrap();
+    assert_eq!(table["kind"], "Table");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        columns,
+        vec!["Name", "Status", "Datastore ID", "Endpoint", "Age"]
+    );
+    assert_eq!(table["rows"][0]["cells"][0], "tabled");
+    assert_eq!(table["rows"][0]["cells"][1], "CREATING");
+
+    let watch = http::Request::get(format!(
+        "{path}?watch=true&resourceVersion=0&timeoutSeconds=1"
+    ))
+    .header("Accept", accept)
+    .body(Vec::new())
+    .unwrap();
+    let stream = client.request_text(watch).await.unwrap();
+    let first: serde_json::Value = serde_json::from_str(stream.lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["kind"], "Table");
+    assert_eq!(first["object"]["rows"][0]["cells"][1], "CREATING");
+}
