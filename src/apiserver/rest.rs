@@ -396,7 +396,8 @@ fn patch(
                 .map_err(|error| ApiError::bad_request(format!("invalid json patch: {error}")))?;
             let patched = store.patch_with(resource, namespace, &name, status_only, options, |old| {
                 let mut document = old.clone();
-                json_patch::patch(&mut document, &operations.0).map_err(|error| ApiError {
+                let operations = missing_tested_as_null(&document, &operations.0);
+                json_patch::patch(&mut document, &operations).map_err(|error| ApiError {
                     code: 422,
                     reason: "Invalid",
                     message: format!("the server rejected our request due to an error in our request: {error}"),
@@ -492,4 +493,23 @@ fn watch(shared: &Arc<Shared>, path: &ResourcePath, query: &Query) -> Result<Rep
         }
     }
     Ok(Reply::Stream(receiver))
+}
+
+/// The API server's JSON Patch library compares a `test` of a missing member with `null` as
+/// equal; kube-runtime's finalizer helper relies on that (`test /metadata/finalizers == null`
+/// before adding the first finalizer). Such tests are dropped here, since they hold.
+fn missing_tested_as_null(
+    document: &Value,
+    operations: &[json_patch::PatchOperation],
+) -> Vec<json_patch::PatchOperation> {
+    operations
+        .iter()
+        .filter(|operation| match operation {
+            json_patch::PatchOperation::Test(test) => {
+                !(test.value.is_null() && test.path.resolve(document).is_err())
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect()
 }
