@@ -5,6 +5,8 @@ mod support;
 
 #[path = "emulator/admin.rs"]
 mod admin;
+#[path = "emulator/cli.rs"]
+mod cli;
 #[path = "emulator/datastores.rs"]
 mod datastores;
 #[path = "emulator/faults.rs"]
@@ -13,8 +15,12 @@ mod faults;
 mod idempotency;
 #[path = "emulator/jobs.rs"]
 mod jobs;
+#[path = "emulator/properties.rs"]
+mod properties;
 #[path = "emulator/quotas.rs"]
 mod quotas;
+#[path = "emulator/state_file.rs"]
+mod state_file;
 #[path = "emulator/validation.rs"]
 mod validation;
 #[path = "emulator/wire.rs"]
