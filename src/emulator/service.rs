@@ -199,7 +199,10 @@ impl Emulator {
         if result.is_ok() && operation.mutates() {
             self.persist(&core.state);
         }
-        result
+        match core.faults.lost_response(operation) {
+            Some(error) if result.is_ok() => Err(error),
+            _ => result,
+        }
     }
 
     fn persist(&self, state: &State) {
