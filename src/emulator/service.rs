@@ -287,7 +287,7 @@ impl Emulator {
 
     /// Every call answered so far, oldest first.
     pub fn calls(&self) -> Vec<CallRecord> {
-        self.lock().log.records().to_vec()
+        self.lock().log.records().cloned().collect()
     }
 
     /// The calls of one operation, oldest first.
@@ -295,7 +295,6 @@ impl Emulator {
         self.lock()
             .log
             .records()
-            .iter()
             .filter(|record| record.operation == operation.aws_name())
             .cloned()
             .collect()
