@@ -9,3 +9,8 @@ mod harness;
 #[path = "admission/corpus.rs"]
 mod corpus;
 
+#[path = "admission/examples.rs"]
+mod examples;
+
+#[path = "admission/updates.rs"]
+mod updates;
