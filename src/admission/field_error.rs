@@ -140,16 +140,39 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// A value as `field.Error` prints it: strings quoted, simple values bare. Objects and arrays
-/// never reach here from this validator's errors except through a type mismatch, where the API
-/// server shows the type name instead.
+/// A value as `field.Error` prints it: strings quoted (`%q`), numbers and booleans bare (`%v`),
+/// anything else in Go syntax (`%#v`), as the API server prints the decoded JSON.
 fn go_value(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(text) => go_quote(text),
         serde_json::Value::Number(number) => go_number(number),
-        serde_json::Value::Object(_) => go_quote("object"),
-        serde_json::Value::Array(_) => go_quote("array"),
-        other => other.to_string(),
+        serde_json::Value::Null => "null".to_owned(),
+        serde_json::Value::Bool(flag) => flag.to_string(),
+        composite => go_syntax(composite),
+    }
+}
+
+/// Go's `%#v` of a decoded JSON value (`map[string]interface {}{"a":1}`); map keys sorted, as
+/// `fmt` sorts them.
+fn go_syntax(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "interface {}(nil)".to_owned(),
+        serde_json::Value::Bool(flag) => flag.to_string(),
+        serde_json::Value::Number(number) => go_number(number),
+        serde_json::Value::String(text) => go_quote(text),
+        serde_json::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(go_syntax).collect();
+            format!("[]interface {{}}{{{}}}", items.join(", "))
+        }
+        serde_json::Value::Object(fields) => {
+            let mut entries: Vec<(&String, &serde_json::Value)> = fields.iter().collect();
+            entries.sort_by(|left, right| left.0.cmp(right.0));
+            let entries: Vec<String> = entries
+                .into_iter()
+                .map(|(key, value)| format!("{}:{}", go_quote(key), go_syntax(value)))
+                .collect();
+            format!("map[string]interface {{}}{{{}}}", entries.join(", "))
+        }
     }
 }
 

@@ -187,3 +187,27 @@ fn values_are_quoted_as_go_quotes_them() {
     assert_eq!(super::field_error::go_float(123_456.5), "123456.5");
     assert_eq!(super::field_error::go_float(1_234_567.0), "1.234567e+06");
 }
+
+#[test]
+fn list_map_items_with_the_same_keys_are_duplicates() {
+    let errors = admit(
+        json!({"ports": [{"name": "a"}, {"name": "b"}, {"name": "a", "number": 2}]}),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        errors,
+        ["spec.ports[2]: Duplicate value: map[string]interface {}{\"name\":\"a\"}"]
+    );
+}
+
+#[test]
+fn unknown_fields_are_reported_with_their_paths() {
+    let validator = Validator::new(&widget_crd()).expect("the widget crd compiles");
+    let object =
+        widget(json!({"size": 2, "colur": "red", "ports": [{"name": "a", "protocol": "TCP"}]}));
+    assert_eq!(
+        validator.unknown_fields("v1", &object),
+        ["spec.colur", "spec.ports[0].protocol"]
+    );
+}

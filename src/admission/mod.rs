@@ -7,13 +7,15 @@
 //! `spec.datastoreName: Invalid value: "a b!": ...`, worded as a Kubernetes 1.35+ API server
 //! words them. It knows nothing of any particular CRD.
 //!
-//! The order is the API server's: prune and default, check the schema, and evaluate the CEL
+//! The order is the API server's: prune and default, check the schema and the uniqueness of
+//! `set` and `map` list items, and evaluate the CEL
 //! rules only when the schema errors leave the object well-formed enough for them (no wrong
 //! types, missing required fields, unknown enum values or oversized values); otherwise a notice
 //! says the rules were not checked. On update, errors in parts that did not change are dropped
 //! (validation ratcheting), except those of transition rules.
 
 mod field_error;
+mod list_types;
 mod openapi;
 mod re2;
 mod rules;
@@ -106,12 +108,23 @@ impl Validator {
         &self.crd_name
     }
 
-    /// Prunes and defaults `object` in place, as the API server does when it decodes a request,
-    /// without checking it. Used for objects read back from storage, such as the old object.
+    /// Prunes and defaults `object` in place, as the API server does when it decodes a request
+    /// or reads an object from storage, without checking it.
     pub fn default_object(&self, version: &str, object: &mut Value) {
         if let Some(schema) = self.versions.get(version) {
             structural::prune_and_default(&schema.openapi, object);
         }
+    }
+
+    /// The fields of `object` the schema does not declare, which admission prunes, as paths such
+    /// as `spec.datastoreNmae`. The API server reports them as `unknown field "spec.datastoreNmae"`:
+    /// a warning with `fieldValidation=Warn`, a refusal with `Strict` (kubectl's default).
+    pub fn unknown_fields(&self, version: &str, object: &Value) -> Vec<String> {
+        let Some(schema) = self.versions.get(version) else {
+            return Vec::new();
+        };
+        let mut copy = object.clone();
+        structural::prune_and_default(&schema.openapi, &mut copy)
     }
 
     /// Applies defaults to `object` in place, then checks it (and, on update, the transition
@@ -151,6 +164,7 @@ impl Validator {
         });
         let mut errors =
             openapi::validate(&schema.structural, &schema.openapi, object, old.as_ref());
+        errors.extend(list_types::validate(&schema.openapi, object));
         if errors.iter().any(|error| error.kind.blocks_rules()) {
             errors.push(FieldError::rules_not_checked());
         } else if let Some(rules) = &schema.rules {

@@ -9,12 +9,17 @@
 
 use serde_json::{Map, Value};
 
+use super::field_error::{child_path, subscript_path};
+
 /// Fields every object keeps at the root and in embedded resources, whatever the schema says.
 const TYPE_AND_OBJECT_META: [&str; 3] = ["apiVersion", "kind", "metadata"];
 
-/// Prunes, drops disallowed nulls and applies defaults to a whole custom resource.
-pub fn prune_and_default(schema: &Value, object: &mut Value) {
-    visit(schema, object, true);
+/// Prunes, drops disallowed nulls and applies defaults to a whole custom resource. Returns the
+/// paths of the fields it pruned because the schema does not declare them (`spec.foo`).
+pub fn prune_and_default(schema: &Value, object: &mut Value) -> Vec<String> {
+    let mut pruned = Vec::new();
+    visit(schema, object, true, "", &mut pruned);
+    pruned
 }
 
 /// Whether a schema node is marked with the boolean extension `name`.
@@ -40,14 +45,21 @@ pub fn items_schema(schema: &Value) -> Option<&Value> {
     schema.get("items").filter(|items| items.is_object())
 }
 
-fn visit(schema: &Value, value: &mut Value, keeps_object_meta: bool) {
+fn visit(
+    schema: &Value,
+    value: &mut Value,
+    keeps_object_meta: bool,
+    path: &str,
+    pruned: &mut Vec<String>,
+) {
     match value {
-        Value::Object(fields) => visit_object(schema, fields, keeps_object_meta),
+        Value::Object(fields) => visit_object(schema, fields, keeps_object_meta, path, pruned),
         Value::Array(items) => {
             if let Some(item_schema) = items_schema(schema) {
                 let embedded = flag(item_schema, "x-kubernetes-embedded-resource");
-                for item in items {
-                    visit(item_schema, item, embedded);
+                for (index, item) in items.iter_mut().enumerate() {
+                    let item_path = subscript_path(path, &index.to_string());
+                    visit(item_schema, item, embedded, &item_path, pruned);
                 }
             }
         }
@@ -55,7 +67,13 @@ fn visit(schema: &Value, value: &mut Value, keeps_object_meta: bool) {
     }
 }
 
-fn visit_object(schema: &Value, fields: &mut Map<String, Value>, keeps_object_meta: bool) {
+fn visit_object(
+    schema: &Value,
+    fields: &mut Map<String, Value>,
+    keeps_object_meta: bool,
+    path: &str,
+    pruned: &mut Vec<String>,
+) {
     let properties = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties");
     let additional_schema = additional.filter(|additional| additional.is_object());
@@ -66,7 +84,12 @@ fn visit_object(schema: &Value, fields: &mut Map<String, Value>, keeps_object_me
 
     if !keeps_unknown {
         fields.retain(|name, _| {
-            is_object_meta(name) || properties.is_some_and(|declared| declared.contains_key(name))
+            let known = is_object_meta(name)
+                || properties.is_some_and(|declared| declared.contains_key(name));
+            if !known {
+                pruned.push(child_path(path, name));
+            }
+            known
         });
     }
 
@@ -109,7 +132,13 @@ fn visit_object(schema: &Value, fields: &mut Map<String, Value>, keeps_object_me
         let declared = properties.and_then(|declared| declared.get(name));
         if let Some(child_schema) = declared.or(additional_schema) {
             let embedded = flag(child_schema, "x-kubernetes-embedded-resource");
-            visit(child_schema, child, embedded);
+            visit(
+                child_schema,
+                child,
+                embedded,
+                &child_path(path, name),
+                pruned,
+            );
         }
     }
 }
@@ -149,7 +178,8 @@ mod tests {
             "extra": true,
             "spec": {"bogus": 1, "labels": {"a": "b"}, "free": {"any": {"thing": 1}}}
         });
-        prune_and_default(&schema(), &mut object);
+        let pruned = prune_and_default(&schema(), &mut object);
+        assert_eq!(pruned, ["extra", "spec.bogus"]);
         assert_eq!(object["metadata"], json!({"name": "x", "anything": 1}));
         assert!(object.get("extra").is_none());
         assert!(object["spec"].get("bogus").is_none());
