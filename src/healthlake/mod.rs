@@ -17,6 +17,8 @@ use crate::api::{
     PreloadDataType, ValidationLevel,
 };
 
+pub mod classify;
+mod convert;
 pub mod limiter;
 pub mod sdk;
 
