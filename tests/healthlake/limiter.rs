@@ -98,6 +98,8 @@ async fn a_burst_of_job_starts_stays_under_the_quota_aws_enforces() {
     let datastore =
         active_datastore(&fixture, "c0000000-0000-4000-8000-999999999999", "burst").await;
     let (healthlake, clock) = limited(fixture.healthlake.clone());
+    // The controllers hold the port as a trait object.
+    let healthlake: Arc<dyn HealthLake> = Arc::new(healthlake);
 
     const JOBS: usize = 12;
     let mut turns: BinaryHeap<Reverse<(Duration, usize)>> = (0..JOBS)

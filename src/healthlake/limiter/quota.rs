@@ -197,8 +197,14 @@ impl RateLimitConfig {
         }
         let seconds =
             quota.per.as_secs_f64() / f64::from(quota.requests) / (1.0 - self.safety_margin);
-        Duration::try_from_secs_f64(seconds)
-            .map_err(|error| problem(&format!("the interval is not a duration: {error}")))
+        let interval = Duration::try_from_secs_f64(seconds)
+            .map_err(|error| problem(&format!("the interval is not a duration: {error}")))?;
+        if interval.is_zero() {
+            return Err(problem(
+                "more than a billion requests a second cannot be paced",
+            ));
+        }
+        Ok(interval)
     }
 
     /// Checks every quota and the safety margin.
@@ -295,6 +301,19 @@ mod tests {
             Err(RateLimitConfigError::Quota {
                 class: OperationClass::Read,
                 problem: "the period must be longer than zero".into()
+            })
+        );
+        assert_eq!(
+            with(|config| {
+                config.read = Quota {
+                    requests: u32::MAX,
+                    per: Duration::from_nanos(1),
+                    burst: 1,
+                }
+            }),
+            Err(RateLimitConfigError::Quota {
+                class: OperationClass::Read,
+                problem: "more than a billion requests a second cannot be paced".into()
             })
         );
         assert_eq!(
