@@ -62,13 +62,6 @@ impl SdkSettings {
     }
 }
 
-/// No region was given and the AWS configuration chain names none.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "failed to determine the default aws region: none was given and the environment, profile and instance metadata name none"
-)]
-pub struct NoRegionError;
-
 /// The [`HealthLake`] port over aws-sdk-healthlake.
 #[derive(Clone)]
 pub struct SdkHealthLake {
@@ -90,25 +83,14 @@ impl SdkHealthLake {
     /// An adapter with credentials from the default AWS chain (environment, profile, web
     /// identity for IRSA, EKS Pod Identity / container credentials, instance metadata).
     ///
-    /// An empty `default_region` is taken from the chain too (`AWS_REGION`, profile, instance
-    /// metadata). Credentials are not fetched here but on the first call, so missing
+    /// Nothing is fetched here: the chain resolves credentials on the first call, so missing
     /// credentials show up as a retryable error on that call, not as a start-up failure.
-    pub async fn from_default_chain(
-        mut settings: SdkSettings,
-    ) -> std::result::Result<Self, NoRegionError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if !settings.default_region.is_empty() {
-            loader = loader.region(Region::new(settings.default_region.clone()));
-        }
-        let base = loader.load().await;
-        if settings.default_region.is_empty() {
-            settings.default_region = base
-                .region()
-                .map(|region| region.as_ref().to_owned())
-                .filter(|region| !region.is_empty())
-                .ok_or(NoRegionError)?;
-        }
-        Ok(Self::new(base, settings))
+    pub async fn from_default_chain(settings: SdkSettings) -> Self {
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.default_region.clone()))
+            .load()
+            .await;
+        Self::new(base, settings)
     }
 
     /// An adapter over an explicit base configuration (credentials, HTTP client, ...).
@@ -473,9 +455,7 @@ mod tests {
     async fn the_default_chain_keeps_a_given_region_and_fetches_nothing_up_front() {
         // Only the construction is checked: a call would let the chain reach for instance
         // metadata, which is off loopback.
-        let healthlake = SdkHealthLake::from_default_chain(SdkSettings::new("eu-central-1"))
-            .await
-            .expect("a given region needs no lookup");
+        let healthlake = SdkHealthLake::from_default_chain(SdkSettings::new("eu-central-1")).await;
         assert_eq!(healthlake.settings().default_region, "eu-central-1");
         let client = healthlake.client("");
         assert_eq!(
