@@ -60,6 +60,9 @@ pub const TEST_ACCESS_KEY_ID: &str = "AKIAEMULATOREXAMPLE1";
 /// Why the emulator could not start, load or save its state, or stop.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
+    /// The configuration cannot produce AWS-shaped ARNs.
+    #[error("invalid emulator configuration: {0}")]
+    Config(String),
     /// The listen address is not a loopback socket address.
     #[error("invalid listen address {address}: {reason}")]
     Address {
