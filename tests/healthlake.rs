@@ -12,3 +12,5 @@ mod jobs;
 mod limiter;
 #[path = "healthlake/round_trips.rs"]
 mod round_trips;
+#[path = "healthlake/wire.rs"]
+mod wire;
