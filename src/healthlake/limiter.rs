@@ -2,10 +2,12 @@
 //!
 //! HealthLake publishes per-account, per-region quotas by operation: about one
 //! CreateFHIRDatastore/DeleteFHIRDatastore a minute, one Start*Job a minute and ten
-//! Describe/List/tag calls a second. [`RateLimited`] wraps any [`HealthLake`] and, per
-//! (region, [`OperationClass`]), lets a call through only when the bucket has budget; otherwise it
-//! answers [`HealthLakeError::WaitingForQuota`] at once, without calling AWS, and the controller
-//! requeues the object after `retry_after`. Nothing here sleeps or blocks a reconcile.
+//! Describe/List/tag calls a second. [`RateLimited`] wraps any
+//! [`HealthLake`](super::HealthLake) and, per (region, [`OperationClass`]), lets a call through
+//! only when the bucket has budget; otherwise it answers
+//! [`WaitingForQuota`](super::HealthLakeError::WaitingForQuota) at once, without calling AWS, and
+//! the controller requeues the object after `retry_after`. Nothing here sleeps or blocks a
+//! reconcile.
 //!
 //! Each bucket is a GCRA token bucket (one "theoretical arrival time" instead of a token count),
 //! so admissions never exceed `burst + elapsed / interval`, whatever order callers arrive in. A
