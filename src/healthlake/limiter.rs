@@ -27,10 +27,12 @@ use std::time::{Duration, Instant};
 
 use super::OperationClass;
 
+mod args;
 mod clock;
 mod quota;
 mod rate_limited;
 
+pub use args::RateLimitArgs;
 use clock::later;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use quota::{Quota, RateLimitConfig, RateLimitConfigError};
