@@ -9,6 +9,17 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Instant;
 }
 
+/// Any function returning the time is a clock: lets the limiter follow another controlled
+/// clock, such as the emulator's in end-to-end tests.
+impl<F> Clock for F
+where
+    F: Fn() -> Instant + Send + Sync,
+{
+    fn now(&self) -> Instant {
+        self()
+    }
+}
+
 /// The process's monotonic clock.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
@@ -55,4 +66,23 @@ impl Clock for ManualClock {
 /// `instant + duration`, saturating instead of panicking on overflow.
 pub(super) fn later(instant: Instant, duration: Duration) -> Instant {
     instant.checked_add(duration).unwrap_or(instant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_advanced_and_a_function_is_a_clock() {
+        let manual = ManualClock::new();
+        let start = manual.now();
+        assert_eq!(manual.now(), start);
+        manual.advance(Duration::from_secs(90));
+        assert_eq!(manual.now(), start + Duration::from_secs(90));
+
+        let shared = manual.clone();
+        let follower: Arc<dyn Clock> = Arc::new(move || shared.now() + Duration::from_secs(1));
+        manual.advance(Duration::from_secs(10));
+        assert_eq!(follower.now(), start + Duration::from_secs(101));
+    }
 }
