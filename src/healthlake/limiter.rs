@@ -34,7 +34,7 @@ mod rate_limited;
 
 pub use args::RateLimitArgs;
 use clock::later;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, following};
 pub use quota::{Quota, RateLimitConfig, RateLimitConfigError};
 pub use rate_limited::RateLimited;
 

@@ -20,6 +20,18 @@ where
     }
 }
 
+/// A limiter clock that follows a clock of timestamps, such as the controllers' clock (which
+/// end-to-end tests share with the emulator): it starts at the real `Instant::now()` and moves
+/// as far as the timestamps move, never backwards past its start.
+pub fn following(timestamps: impl Fn() -> jiff::Timestamp + Send + Sync) -> impl Clock {
+    let start = Instant::now();
+    let origin = timestamps();
+    move || {
+        let elapsed = Duration::try_from(timestamps().duration_since(origin)).unwrap_or_default();
+        later(start, elapsed)
+    }
+}
+
 /// The process's monotonic clock.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
@@ -84,5 +96,21 @@ mod tests {
         let follower: Arc<dyn Clock> = Arc::new(move || shared.now() + Duration::from_secs(1));
         manual.advance(Duration::from_secs(10));
         assert_eq!(follower.now(), start + Duration::from_secs(101));
+    }
+
+    #[test]
+    fn a_clock_following_timestamps_moves_with_them() {
+        let wall = Arc::new(Mutex::new(jiff::Timestamp::UNIX_EPOCH));
+        let shared = wall.clone();
+        let clock = following(move || *shared.lock().unwrap_or_else(PoisonError::into_inner));
+        let start = clock.now();
+        let set = |seconds: i64| {
+            *wall.lock().unwrap_or_else(PoisonError::into_inner) =
+                jiff::Timestamp::from_second(seconds).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        };
+        set(90);
+        assert_eq!(clock.now(), start + Duration::from_secs(90));
+        set(-5);
+        assert_eq!(clock.now(), start, "never before its start");
     }
 }
