@@ -4,7 +4,10 @@
 //! The parts, each depending only on those listed before it:
 //! - [`api`]: the custom resources and their validation rules;
 //! - [`admission`]: the validator that applies a CRD's schema and CEL rules to an object;
-//! - [`healthlake`]: the HealthLake port, its SDK adapter and rate limiter.
+//! - [`healthlake`]: the HealthLake port, its SDK adapter and rate limiter;
+//! - [`decide`]: pure decisions, (spec, status, what AWS reported, now) → action and status;
+//! - [`controller`]: kube-runtime controllers that read, decide, act and patch status;
+//! - [`run`]: the `run` command: flags, leader election, health and metrics.
 //!
 //! Beside them, standing for the outside world in tests, benchmarks and local trials:
 //! - [`emulator`]: a HealthLake emulator that imports nothing from the operator;
@@ -13,8 +16,11 @@
 
 pub mod admission;
 pub mod api;
+pub mod controller;
+pub mod decide;
 pub mod emulator;
 pub mod healthlake;
+pub mod run;
 
 #[cfg(feature = "test-apiserver")]
 pub mod apiserver;

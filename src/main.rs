@@ -1,9 +1,13 @@
 //! The `healthlake-operator` command.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use healthlake_operator::healthlake::HealthLake;
+use healthlake_operator::healthlake::sdk::{SdkHealthLake, SdkSettings};
+use healthlake_operator::run::RunArgs;
 
 /// Manage Amazon HealthLake FHIR datastores, import jobs and export jobs from Kubernetes.
 #[derive(Parser)]
@@ -15,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator against the cluster of the current kubeconfig or service account.
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD.
     Crd {
         /// Write `<plural>.<group>.yaml` files into this directory instead of printing.
@@ -48,15 +54,17 @@ struct EmulatorArgs {
     no_quotas: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run_operator(args).await,
         Command::Crd { output_dir } => write_crds(output_dir),
-        Command::Emulator(arguments) => run_emulator(arguments),
+        Command::Emulator(arguments) => run_emulator(arguments).await,
     }
 }
 
-fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
+async fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
     use healthlake_operator::emulator::{self, EmulatorConfig, Quotas};
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -75,16 +83,38 @@ fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
     if arguments.no_quotas {
         config.quotas = Quotas::Off;
     }
-    let runtime = tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
-    runtime.block_on(async {
-        let running = emulator::start(config, &arguments.listen).await?;
-        tracing::info!(endpoint = %running.endpoint_url(), "healthlake emulator listening");
-        tokio::signal::ctrl_c()
-            .await
-            .context("failed to wait for ctrl-c")?;
-        running.shutdown().await?;
-        Ok(())
-    })
+    let running = emulator::start(config, &arguments.listen).await?;
+    tracing::info!(endpoint = %running.endpoint_url(), "healthlake emulator listening");
+    tokio::signal::ctrl_c()
+        .await
+        .context("failed to wait for ctrl-c")?;
+    running.shutdown().await?;
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,aws_config=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let client = kube::Client::try_default()
+        .await
+        .context("failed to connect to kubernetes")?;
+    let mut settings = SdkSettings::new(args.region.clone());
+    if let Some(endpoint_url) = &args.endpoint_url {
+        settings = settings.with_endpoint_url(endpoint_url.clone());
+    }
+    let healthlake: Arc<dyn HealthLake> =
+        Arc::new(SdkHealthLake::from_default_chain(settings).await);
+    healthlake_operator::run::run(args, client, healthlake).await?;
+    Ok(())
 }
 
 fn write_crds(output_dir: Option<PathBuf>) -> anyhow::Result<()> {

@@ -1,1 +1,69 @@
-//! The in-memory Kubernetes API server (to be written) for tests, benchmarks and the local sandbox.
+//! An in-memory Kubernetes API server for tests, benchmarks and the local sandbox.
+//!
+//! It serves the Kubernetes REST API for CustomResourceDefinitions and the custom resources they
+//! define, core v1 Namespaces, Events (core v1 and events.k8s.io/v1) and coordination.k8s.io/v1
+//! Leases, with the semantics kube-runtime and kubectl rely on: resourceVersions from one
+//! counter, generation, the status subresource, finalizers, merge / JSON / apply patches, label
+//! and field selectors, paging, watches with bookmarks and streaming lists, admission through
+//! [`crate::admission::Validator`], owner-reference garbage collection, discovery, Tables and a
+//! small OpenAPI v3 document. It knows nothing of HealthLake: CRDs are loaded from YAML or
+//! created through the API.
+//!
+//! Two ways in: [`ApiServer`] is a `tower::Service` for `kube::Client::new` (see
+//! [`ApiServer::client`]); [`ApiServer::serve`] listens on a loopback port over plain HTTP and
+//! writes a kubeconfig for other processes (the operator binary, kubectl).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use healthlake_operator::apiserver::{ApiServer, Verb};
+//! let server = ApiServer::new();
+//! server.load_crds_from_dir("crds")?;
+//! let client = server.client();
+//! server.fail_next(Verb::Create, "fhirdatastores", 500, 1);
+//! let served = server.serve("127.0.0.1:0").await?;
+//! println!("KUBECONFIG={}", served.kubeconfig_path().display());
+//! # Ok(()) }
+//! ```
+//!
+//! What differs from a real API server:
+//! - no authentication, authorization, admission webhooks, or API priority and fairness; plain
+//!   HTTP only, JSON only (no protobuf, no CBOR), no `/openapi/v2`;
+//! - no conversion between versions of a CRD: every version serves the stored object with its
+//!   `apiVersion` rewritten (the `None` conversion strategy);
+//! - lists always read the latest state: `resourceVersion` and `resourceVersionMatch` on a list
+//!   are accepted but not used to serve older snapshots, and a `continue` token resumes after the
+//!   last name returned, against the current state, and never expires;
+//! - watch history is the last 50 000 changes (or less after [`ApiServer::compact_history`]);
+//!   older resourceVersions get an `ERROR` event with 410 Expired, as a compacted etcd gives;
+//!   a watch without `timeoutSeconds` never times out; bookmarks come every 10 seconds;
+//! - server-side apply keeps simplified field ownership: leaf fields per applier, lists atomic,
+//!   only apply operations own fields (PUT and non-apply patches take no ownership and never
+//!   conflict), and only `labels`, `annotations`, `finalizers` and `ownerReferences` of metadata
+//!   are tracked;
+//! - strategic merge patch is treated as JSON merge patch for every resource (lists replaced);
+//! - built-in resources (Namespaces, Events, Leases) are stored without schema validation or
+//!   defaulting; `fieldValidation` is accepted but unknown fields are left to the validator;
+//! - deletion: no grace periods; `Foreground` propagation is treated as `Background` (the owner
+//!   goes first, then its dependents); garbage collection runs synchronously after each delete;
+//!   a deleted namespace deletes its contents and disappears once they are gone;
+//! - a PUT without `metadata.resourceVersion` is an unconditional update, as for custom
+//!   resources; PUT never creates;
+//! - Tables honour printer columns with simple JSONPaths (fields, indexes, `[*]`, equality
+//!   filters); built-in kinds get Name and Age (plus Status for namespaces, Holder for leases);
+//! - discovery is the legacy (unaggregated) form; kubectl falls back to it.
+
+mod apply;
+mod discovery;
+mod faults;
+mod resources;
+mod rest;
+mod routing;
+mod selectors;
+mod server;
+mod status;
+mod store;
+mod table;
+mod watch;
+
+pub use faults::Verb;
+pub use server::{ApiServer, ApiServerError, ServedApi};

@@ -108,12 +108,22 @@ async fn aws_endpoint(
     emulator.handle_aws_request(&headers, &body).await
 }
 
+/// Anything but `POST /` or an admin path: answered in AWS's error format, with a request id.
+async fn unknown_route() -> Response {
+    let error = wire::AwsError::new(
+        ErrorType::UnknownOperationException,
+        "HealthLake is served by POST / with an X-Amz-Target header",
+    );
+    wire::error_response(&error, &wire::new_request_id())
+}
+
 impl Emulator {
     /// The HTTP routes: `POST /` for HealthLake and the admin API under [`ADMIN_PREFIX`].
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/", post(aws_endpoint))
+            .route("/", post(aws_endpoint).fallback(unknown_route))
             .nest(ADMIN_PREFIX, admin::routes())
+            .fallback(unknown_route)
             .with_state(self.clone())
     }
 }

@@ -199,7 +199,10 @@ impl Emulator {
         if result.is_ok() && operation.mutates() {
             self.persist(&core.state);
         }
-        result
+        match core.faults.lost_response(operation) {
+            Some(error) if result.is_ok() => Err(error),
+            _ => result,
+        }
     }
 
     fn persist(&self, state: &State) {
@@ -284,7 +287,7 @@ impl Emulator {
 
     /// Every call answered so far, oldest first.
     pub fn calls(&self) -> Vec<CallRecord> {
-        self.lock().log.records().to_vec()
+        self.lock().log.records().cloned().collect()
     }
 
     /// The calls of one operation, oldest first.
@@ -292,7 +295,6 @@ impl Emulator {
         self.lock()
             .log
             .records()
-            .iter()
             .filter(|record| record.operation == operation.aws_name())
             .cloned()
             .collect()

@@ -101,3 +101,28 @@ async fn an_unknown_target_and_a_missing_member_are_named_in_the_error() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn other_methods_and_paths_are_answered_in_aws_error_format() {
+    let running = emulator::start(EmulatorConfig::for_tests(), "127.0.0.1:0")
+        .await
+        .expect("start");
+    for (method, path) in [
+        ("GET", "/"),
+        ("POST", "/datastore"),
+        ("PUT", "/_emulator/nothing"),
+    ] {
+        let (status, headers, body) = raw_request(
+            running.local_addr(),
+            method,
+            path,
+            &[("Authorization", SIGNED)],
+            "",
+        )
+        .await;
+        assert_eq!(status, 400, "{method} {path}");
+        assert!(header(&headers, "x-amzn-requestid").is_some());
+        let body: Value = serde_json::from_str(&body).expect("json body");
+        assert_eq!(body["__type"], "UnknownOperationException");
+    }
+}

@@ -1,0 +1,574 @@
+//! Every row of the datastore lifecycle: (spec, status, what AWS reported) → action, conditions,
+//! next look.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::api::{ErrorCategory, ErrorCause, FhirVersion};
+use crate::decide::fixtures::{condition, meta, now};
+
+fn spec() -> FHIRDatastoreSpec {
+    FHIRDatastoreSpec {
+        datastore_name: None,
+        datastore_type_version: FhirVersion::R4,
+        sse_configuration: None,
+        preload_data_config: None,
+        identity_provider_configuration: None,
+        tags: BTreeMap::from([("team".to_owned(), "clinical".to_owned())]),
+        deletion_policy: DeletionPolicy::Delete,
+        datastore_id: None,
+        region: None,
+    }
+}
+
+fn datastore(status: DatastoreStatus) -> Datastore {
+    Datastore {
+        id: "0123456789abcdef0123456789abcdef".to_owned(),
+        arn: "arn:aws:healthlake:us-east-1:123456789012:datastore/fhir/0123456789abcdef0123456789abcdef".to_owned(),
+        endpoint: "https://healthlake.us-east-1.amazonaws.com/datastore/0123456789abcdef0123456789abcdef/r4/".to_owned(),
+        name: Some("patients".to_owned()),
+        status,
+        type_version: "R4".to_owned(),
+        created_at: Some(now()),
+        error_cause: None,
+        encryption: None,
+        preload: None,
+        identity_provider: None,
+    }
+}
+
+fn owned_tags() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("team".to_owned(), "clinical".to_owned()),
+        (OWNER_UID_TAG.to_owned(), "uid-patients".to_owned()),
+    ])
+}
+
+fn present(status: DatastoreStatus) -> Observed {
+    Observed::Present {
+        datastore: datastore(status),
+        tags: owned_tags(),
+    }
+}
+
+fn decide_apply(spec: &FHIRDatastoreSpec, observed: Observed) -> Decision {
+    let meta = meta("patients");
+    let status = FHIRDatastoreStatus::default();
+    apply(&DatastoreInput {
+        meta: &meta,
+        spec,
+        status: &status,
+        region: "us-east-1",
+        observed: &observed,
+        now: now(),
+    })
+}
+
+fn decide_cleanup(spec: &FHIRDatastoreSpec, observed: Observed) -> Decision {
+    let meta = meta("patients");
+    let status = FHIRDatastoreStatus::default();
+    cleanup(&DatastoreInput {
+        meta: &meta,
+        spec,
+        status: &status,
+        region: "us-east-1",
+        observed: &observed,
+        now: now(),
+    })
+}
+
+/// (Ready, Reconciling, Stalled) as (status, reason) of each.
+fn phase(decision: &Decision) -> [(String, String); 3] {
+    let conditions = &decision.status.conditions;
+    [
+        condition(conditions, "Ready"),
+        condition(conditions, "Reconciling"),
+        condition(conditions, "Stalled"),
+    ]
+}
+
+fn is(status: &str, reason: &str) -> (String, String) {
+    (status.to_owned(), reason.to_owned())
+}
+
+#[test]
+fn apply_table() {
+    let mut failed = datastore(DatastoreStatus::CreateFailed);
+    failed.error_cause = Some(ErrorCause {
+        error_category: Some(ErrorCategory::NonRetryable),
+        error_message: Some("kms key is disabled".to_owned()),
+    });
+    let mut drifted = owned_tags();
+    drifted.insert("team".to_owned(), "someone-else".to_owned());
+    drifted.insert("added-in-console".to_owned(), "x".to_owned());
+
+    struct Row {
+        name: &'static str,
+        observed: Observed,
+        action: &'static str,
+        ready: (&'static str, &'static str),
+        stalled: &'static str,
+        requeue: Requeue,
+    }
+    let rows = [
+        Row {
+            name: "nothing in aws: create",
+            observed: Observed::Absent,
+            action: "create",
+            ready: ("False", "Creating"),
+            stalled: "False",
+            requeue: Requeue::Soon,
+        },
+        Row {
+            name: "creating",
+            observed: present(DatastoreStatus::Creating),
+            action: "none",
+            ready: ("False", "Creating"),
+            stalled: "False",
+            requeue: Requeue::LongOperation,
+        },
+        Row {
+            name: "active and in sync",
+            observed: present(DatastoreStatus::Active),
+            action: "none",
+            ready: ("True", "Active"),
+            stalled: "False",
+            requeue: Requeue::Resync,
+        },
+        Row {
+            name: "active with drifted tags",
+            observed: Observed::Present {
+                datastore: datastore(DatastoreStatus::Active),
+                tags: drifted,
+            },
+            action: "sync-tags",
+            ready: ("False", "SyncingTags"),
+            stalled: "False",
+            requeue: Requeue::Soon,
+        },
+        Row {
+            name: "create failed",
+            observed: Observed::Present {
+                datastore: failed,
+                tags: owned_tags(),
+            },
+            action: "none",
+            ready: ("False", "CreateFailed"),
+            stalled: "True",
+            requeue: Requeue::AwaitChange,
+        },
+        Row {
+            name: "deleted outside kubernetes",
+            observed: present(DatastoreStatus::Deleted),
+            action: "none",
+            ready: ("False", "DatastoreGone"),
+            stalled: "True",
+            requeue: Requeue::Resync,
+        },
+        Row {
+            name: "being deleted outside kubernetes",
+            observed: present(DatastoreStatus::Deleting),
+            action: "none",
+            ready: ("False", "DatastoreGone"),
+            stalled: "True",
+            requeue: Requeue::Resync,
+        },
+        Row {
+            name: "not found any more",
+            observed: Observed::Gone {
+                datastore_id: "0123456789abcdef0123456789abcdef".to_owned(),
+            },
+            action: "none",
+            ready: ("False", "DatastoreGone"),
+            stalled: "True",
+            requeue: Requeue::Resync,
+        },
+        Row {
+            name: "status aws added later",
+            observed: present(DatastoreStatus::Unknown("UPDATING".to_owned())),
+            action: "none",
+            ready: ("False", "UnknownStatus"),
+            stalled: "False",
+            requeue: Requeue::LongOperation,
+        },
+    ];
+    for row in rows {
+        let decision = decide_apply(&spec(), row.observed);
+        let action = match &decision.action {
+            DatastoreAction::None => "none",
+            DatastoreAction::Create(_) => "create",
+            DatastoreAction::SyncTags { .. } => "sync-tags",
+            DatastoreAction::Delete { .. } => "delete",
+            DatastoreAction::ReleaseFinalizer => "release",
+        };
+        assert_eq!(action, row.action, "{}: action", row.name);
+        let [ready, _, stalled] = phase(&decision);
+        assert_eq!(ready, is(row.ready.0, row.ready.1), "{}: Ready", row.name);
+        assert_eq!(stalled.0, row.stalled, "{}: Stalled", row.name);
+        assert_eq!(decision.requeue, row.requeue, "{}: requeue", row.name);
+        assert_eq!(
+            decision.status.observed_generation,
+            Some(1),
+            "{}: observedGeneration",
+            row.name
+        );
+    }
+}
+
+#[test]
+fn create_request_carries_uid_token_owner_tag_and_every_setting() {
+    let mut spec = spec();
+    spec.datastore_name = Some("patients-prod".to_owned());
+    spec.sse_configuration = Some(crate::api::SseConfiguration {
+        kms_encryption_config: crate::api::KmsEncryptionConfig {
+            cmk_type: crate::api::CmkType::CustomerManagedKmsKey,
+            kms_key_id: Some("alias/fhir".to_owned()),
+        },
+    });
+    spec.preload_data_config = Some(crate::api::PreloadDataConfig {
+        preload_data_type: crate::api::PreloadDataType::Synthea,
+    });
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "issuer".to_owned(),
+        serde_json::json!("https://idp.example.com"),
+    );
+    spec.identity_provider_configuration = Some(crate::api::IdentityProviderConfiguration {
+        authorization_strategy: crate::api::AuthorizationStrategy::SmartOnFhir,
+        fine_grained_authorization_enabled: Some(true),
+        metadata: Some(metadata),
+        idp_lambda_arn: Some(
+            "arn:aws:lambda:us-east-1:123456789012:function:decode-token".to_owned(),
+        ),
+    });
+
+    let decision = decide_apply(&spec, Observed::Absent);
+    let DatastoreAction::Create(request) = decision.action else {
+        panic!("expected a create")
+    };
+    assert_eq!(request.client_token, "uid-patients");
+    assert_eq!(request.name, "patients-prod");
+    assert_eq!(
+        request.tags.get(OWNER_UID_TAG).map(String::as_str),
+        Some("uid-patients")
+    );
+    assert_eq!(
+        request.tags.get("team").map(String::as_str),
+        Some("clinical")
+    );
+    assert_eq!(
+        request.encryption.and_then(|e| e.kms_key_id).as_deref(),
+        Some("alias/fhir")
+    );
+    assert_eq!(request.preload, Some(crate::api::PreloadDataType::Synthea));
+    let idp = request.identity_provider.expect("identity provider");
+    assert_eq!(
+        idp.metadata.as_deref(),
+        Some(r#"{"issuer":"https://idp.example.com"}"#)
+    );
+    assert_eq!(idp.fine_grained_authorization_enabled, Some(true));
+}
+
+#[test]
+fn datastore_name_defaults_to_the_object_name() {
+    let DatastoreAction::Create(request) = decide_apply(&spec(), Observed::Absent).action else {
+        panic!("expected a create")
+    };
+    assert_eq!(request.name, "patients");
+}
+
+#[test]
+fn lookup_prefers_adopted_id_then_status_id_then_owner_tag() {
+    let meta = meta("patients");
+    let mut adopted = spec();
+    adopted.datastore_id = Some("adopted".to_owned());
+    let mut status = FHIRDatastoreStatus {
+        datastore_id: Some("created".to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(
+        lookup(&adopted, &status, &meta),
+        Lookup::Describe {
+            datastore_id: "adopted".to_owned()
+        }
+    );
+    assert_eq!(
+        lookup(&spec(), &status, &meta),
+        Lookup::Describe {
+            datastore_id: "created".to_owned()
+        }
+    );
+    status.datastore_id = None;
+    assert_eq!(
+        lookup(&spec(), &status, &meta),
+        Lookup::FindOwned {
+            name: "patients".to_owned()
+        }
+    );
+}
+
+#[test]
+fn find_owned_picks_the_uid_tagged_datastore_and_prefers_live_ones() {
+    let mut deleted = datastore(DatastoreStatus::Deleted);
+    deleted.id = "deleted".to_owned();
+    let mut live = datastore(DatastoreStatus::Creating);
+    live.id = "live".to_owned();
+    let mut stranger = datastore(DatastoreStatus::Active);
+    stranger.id = "stranger".to_owned();
+    let stranger_tags = BTreeMap::from([(OWNER_UID_TAG.to_owned(), "uid-other".to_owned())]);
+
+    let found = find_owned(
+        vec![
+            (deleted.clone(), owned_tags()),
+            (stranger.clone(), stranger_tags.clone()),
+            (live, owned_tags()),
+        ],
+        "uid-patients",
+    );
+    assert_eq!(
+        found.map(|(datastore, _)| datastore.id),
+        Some("live".to_owned())
+    );
+    assert_eq!(
+        find_owned(vec![(stranger, stranger_tags)], "uid-patients"),
+        None
+    );
+    let only_deleted = find_owned(vec![(deleted, owned_tags())], "uid-patients");
+    assert_eq!(
+        only_deleted.map(|(datastore, _)| datastore.id),
+        Some("deleted".to_owned())
+    );
+}
+
+#[test]
+fn tag_sync_adds_changes_removes_but_never_touches_reserved_tags() {
+    let desired = BTreeMap::from([
+        ("team".to_owned(), "clinical".to_owned()),
+        ("cost-center".to_owned(), "42".to_owned()),
+        (OWNER_UID_TAG.to_owned(), "uid".to_owned()),
+    ]);
+    let observed = BTreeMap::from([
+        ("team".to_owned(), "other".to_owned()),
+        ("stale".to_owned(), "x".to_owned()),
+        (OWNER_UID_TAG.to_owned(), "uid".to_owned()),
+        (
+            "healthlake.fhir-operator.io/other".to_owned(),
+            "kept".to_owned(),
+        ),
+    ]);
+    let (add, remove) = tag_changes(&desired, &observed);
+    assert_eq!(
+        add,
+        BTreeMap::from([
+            ("cost-center".to_owned(), "42".to_owned()),
+            ("team".to_owned(), "clinical".to_owned())
+        ])
+    );
+    assert_eq!(remove, vec!["stale".to_owned()]);
+}
+
+#[test]
+fn adopted_datastores_get_no_owner_tag() {
+    let mut spec = spec();
+    spec.datastore_id = Some("0123456789abcdef0123456789abcdef".to_owned());
+    let tags = BTreeMap::from([("team".to_owned(), "clinical".to_owned())]);
+    let decision = decide_apply(
+        &spec,
+        Observed::Present {
+            datastore: datastore(DatastoreStatus::Active),
+            tags,
+        },
+    );
+    assert_eq!(decision.action, DatastoreAction::None);
+    assert_eq!(phase(&decision)[0], is("True", "Active"));
+}
+
+#[test]
+fn adopting_an_unknown_id_says_so() {
+    let mut spec = spec();
+    spec.datastore_id = Some("0123456789abcdef0123456789abcdef".to_owned());
+    let decision = decide_apply(
+        &spec,
+        Observed::Gone {
+            datastore_id: "0123456789abcdef0123456789abcdef".to_owned(),
+        },
+    );
+    assert_eq!(phase(&decision)[2], is("True", "DatastoreNotFound"));
+    assert!(
+        decision.status.conditions[0]
+            .message
+            .contains("spec.datastoreId")
+    );
+}
+
+#[test]
+fn create_failed_copies_the_error_cause() {
+    let mut failed = datastore(DatastoreStatus::CreateFailed);
+    failed.error_cause = Some(ErrorCause {
+        error_category: Some(ErrorCategory::NonRetryable),
+        error_message: Some("kms key is disabled".to_owned()),
+    });
+    let decision = decide_apply(
+        &spec(),
+        Observed::Present {
+            datastore: failed,
+            tags: owned_tags(),
+        },
+    );
+    let cause = decision
+        .status
+        .error_cause
+        .clone()
+        .expect("error cause copied");
+    assert_eq!(cause.error_category, Some(ErrorCategory::NonRetryable));
+    let stalled = decision
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("stalled");
+    assert!(
+        stalled
+            .message
+            .contains("NON_RETRYABLE_ERROR: kms key is disabled"),
+        "{}",
+        stalled.message
+    );
+    assert!(decision.notice.is_some_and(|notice| notice.warning));
+}
+
+#[test]
+fn cleanup_table() {
+    let mut retain = spec();
+    retain.deletion_policy = DeletionPolicy::Retain;
+    let rows: [(&str, FHIRDatastoreSpec, Observed, &str, Requeue); 8] = [
+        (
+            "retain leaves aws alone",
+            retain.clone(),
+            present(DatastoreStatus::Active),
+            "release",
+            Requeue::AwaitChange,
+        ),
+        (
+            "retain even while creating",
+            retain,
+            present(DatastoreStatus::Creating),
+            "release",
+            Requeue::AwaitChange,
+        ),
+        (
+            "nothing was created",
+            spec(),
+            Observed::Absent,
+            "release",
+            Requeue::AwaitChange,
+        ),
+        (
+            "wait out creating",
+            spec(),
+            present(DatastoreStatus::Creating),
+            "none",
+            Requeue::LongOperation,
+        ),
+        (
+            "delete an active datastore",
+            spec(),
+            present(DatastoreStatus::Active),
+            "delete",
+            Requeue::Soon,
+        ),
+        (
+            "delete a failed datastore",
+            spec(),
+            present(DatastoreStatus::CreateFailed),
+            "delete",
+            Requeue::Soon,
+        ),
+        (
+            "poll while deleting",
+            spec(),
+            present(DatastoreStatus::Deleting),
+            "none",
+            Requeue::LongOperation,
+        ),
+        (
+            "deleted: release",
+            spec(),
+            present(DatastoreStatus::Deleted),
+            "release",
+            Requeue::AwaitChange,
+        ),
+    ];
+    for (name, spec, observed, expected, requeue) in rows {
+        let decision = decide_cleanup(&spec, observed);
+        let action = match decision.action {
+            DatastoreAction::None => "none",
+            DatastoreAction::Delete { .. } => "delete",
+            DatastoreAction::ReleaseFinalizer => "release",
+            _ => "other",
+        };
+        assert_eq!(action, expected, "{name}");
+        assert_eq!(decision.requeue, requeue, "{name}");
+    }
+    let gone = decide_cleanup(
+        &spec(),
+        Observed::Gone {
+            datastore_id: "x".to_owned(),
+        },
+    );
+    assert_eq!(
+        gone.action,
+        DatastoreAction::ReleaseFinalizer,
+        "not found during cleanup means done"
+    );
+}
+
+#[test]
+fn after_create_saves_the_id_at_once() {
+    let summary = DatastoreSummary {
+        id: "0123456789abcdef0123456789abcdef".to_owned(),
+        arn: "arn".to_owned(),
+        endpoint: "endpoint".to_owned(),
+        status: DatastoreStatus::Creating,
+    };
+    let status = after_create(
+        &FHIRDatastoreStatus::default(),
+        &summary,
+        &meta("patients"),
+        now(),
+    );
+    assert_eq!(
+        status.datastore_id.as_deref(),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    assert_eq!(status.datastore_status, Some(DatastoreStatus::Creating));
+}
+
+#[test]
+fn unchanged_phase_sends_no_event_and_keeps_transition_times() {
+    let meta = meta("patients");
+    let observed = present(DatastoreStatus::Active);
+    let first = apply(&DatastoreInput {
+        meta: &meta,
+        spec: &spec(),
+        status: &FHIRDatastoreStatus::default(),
+        region: "us-east-1",
+        observed: &observed,
+        now: now(),
+    });
+    assert!(first.notice.is_some());
+    let later = now() + jiff::SignedDuration::from_secs(600);
+    let second = apply(&DatastoreInput {
+        meta: &meta,
+        spec: &spec(),
+        status: &first.status,
+        region: "us-east-1",
+        observed: &observed,
+        now: later,
+    });
+    assert_eq!(second.notice, None);
+    assert_eq!(
+        second.status, first.status,
+        "nothing changed, so no status patch"
+    );
+}

@@ -1,0 +1,275 @@
+//! Pure decisions: (spec, status, what AWS reported, now) → next action, new status, next look.
+//!
+//! Nothing here performs I/O or reads a clock: the controllers fetch, call these functions,
+//! perform the action they return and patch the status they return. That keeps every case of
+//! DESIGN.md section 3 testable as a row in a table.
+
+pub mod datastore;
+pub mod job;
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::{ConditionStatus, ConditionType, set_condition};
+use crate::healthlake::HealthLakeError;
+
+/// When the controller should look at the object again, in terms the controller maps to its
+/// configured intervals (with jitter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    /// Something just changed: look again soon.
+    Soon,
+    /// A long operation is under way (creating, deleting, a job running): poll at the long
+    /// interval.
+    LongOperation,
+    /// Everything is in sync: re-check at the idle resync interval.
+    Resync,
+    /// Back off exponentially (with jitter) because a call failed in a way that may pass.
+    Backoff,
+    /// Look again after exactly this long (the rate limiter's estimate, or a TTL).
+    After(Duration),
+    /// Nothing will change until the object changes: wait for a watch event.
+    AwaitChange,
+}
+
+/// Identity of the Kubernetes object a decision is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.uid`: the ClientToken of every create or start.
+    pub uid: String,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+}
+
+/// What the controller should tell users about a decision, as a Kubernetes event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// Warning or Normal.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl Notice {
+    /// A Normal event.
+    pub fn normal(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            warning: false,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A Warning event.
+    pub fn warning(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            warning: true,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The three kstatus conditions at once, so that no decision forgets one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Ready=True, Reconciling=False, Stalled=False.
+    Ready,
+    /// Ready=False, Reconciling=True, Stalled=False.
+    Progressing,
+    /// Ready=False, Reconciling=False, Stalled=True.
+    Stalled,
+}
+
+/// Sets Ready, Reconciling and Stalled for `phase`, with `reason` and `message` on the condition
+/// that holds and on Ready.
+pub(crate) fn set_phase(
+    conditions: &mut Vec<Condition>,
+    phase: Phase,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let now = Time(now);
+    let (ready, reconciling, stalled) = match phase {
+        Phase::Ready => (
+            ConditionStatus::True,
+            ConditionStatus::False,
+            ConditionStatus::False,
+        ),
+        Phase::Progressing => (
+            ConditionStatus::False,
+            ConditionStatus::True,
+            ConditionStatus::False,
+        ),
+        Phase::Stalled => (
+            ConditionStatus::False,
+            ConditionStatus::False,
+            ConditionStatus::True,
+        ),
+    };
+    set_condition(
+        conditions,
+        ConditionType::Ready,
+        ready,
+        reason,
+        message,
+        generation,
+        &now,
+    );
+    let (reconciling_reason, reconciling_message) = if reconciling == ConditionStatus::True {
+        (reason, message)
+    } else {
+        (reason, "")
+    };
+    set_condition(
+        conditions,
+        ConditionType::Reconciling,
+        reconciling,
+        reconciling_reason,
+        reconciling_message,
+        generation,
+        &now,
+    );
+    let (stalled_reason, stalled_message) = if stalled == ConditionStatus::True {
+        (reason, message)
+    } else {
+        (reason, "")
+    };
+    set_condition(
+        conditions,
+        ConditionType::Stalled,
+        stalled,
+        stalled_reason,
+        stalled_message,
+        generation,
+        &now,
+    );
+}
+
+/// How a failed HealthLake call changes the conditions, and when to try again.
+///
+/// `action` says what was attempted, for the message: "create datastore patients".
+pub fn on_error(
+    conditions: &mut Vec<Condition>,
+    error: &HealthLakeError,
+    action: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> (Requeue, Option<Notice>) {
+    match error {
+        HealthLakeError::WaitingForQuota { retry_after } => {
+            let message = format!("waiting for request quota to {action}");
+            set_phase(
+                conditions,
+                Phase::Progressing,
+                "WaitingForQuota",
+                &message,
+                generation,
+                now,
+            );
+            (Requeue::After(*retry_after), None)
+        }
+        HealthLakeError::Terminal { reason, message } => {
+            let text = format!("failed to {action}: {message}");
+            set_phase(conditions, Phase::Stalled, reason, &text, generation, now);
+            (Requeue::AwaitChange, Some(Notice::warning(reason, text)))
+        }
+        HealthLakeError::Throttled { message } => {
+            let text = format!("failed to {action}: throttled by HealthLake: {message}");
+            set_phase(
+                conditions,
+                Phase::Progressing,
+                "Throttled",
+                &text,
+                generation,
+                now,
+            );
+            (Requeue::Backoff, Some(Notice::warning("Throttled", text)))
+        }
+        HealthLakeError::Conflict { message } => {
+            let text = format!("failed to {action}: {message}");
+            set_phase(
+                conditions,
+                Phase::Progressing,
+                "Conflict",
+                &text,
+                generation,
+                now,
+            );
+            (Requeue::Backoff, Some(Notice::warning("Conflict", text)))
+        }
+        HealthLakeError::Retryable { message } => {
+            let text = format!("failed to {action}: {message}");
+            set_phase(
+                conditions,
+                Phase::Progressing,
+                "Retrying",
+                &text,
+                generation,
+                now,
+            );
+            (
+                Requeue::Backoff,
+                Some(Notice::warning("HealthLakeError", text)),
+            )
+        }
+        HealthLakeError::NotFound { message } => {
+            let text = format!("failed to {action}: not found: {message}");
+            set_phase(
+                conditions,
+                Phase::Progressing,
+                "NotFound",
+                &text,
+                generation,
+                now,
+            );
+            (Requeue::Backoff, Some(Notice::warning("NotFound", text)))
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! Builders shared by the decision tables.
+
+    use jiff::Timestamp;
+
+    use super::ObjectMeta;
+
+    /// A fixed "now" for every table.
+    pub fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).expect("valid timestamp")
+    }
+
+    /// Object identity for a test object named `name` at generation 1.
+    pub fn meta(name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: name.to_owned(),
+            namespace: "clinical".to_owned(),
+            uid: format!("uid-{name}"),
+            generation: Some(1),
+        }
+    }
+
+    /// The status of the condition `type_`, or "absent".
+    pub fn condition(
+        conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        type_: &str,
+    ) -> (String, String) {
+        conditions
+            .iter()
+            .find(|condition| condition.type_ == type_)
+            .map(|condition| (condition.status.clone(), condition.reason.clone()))
+            .unwrap_or_else(|| ("absent".to_owned(), String::new()))
+    }
+}
