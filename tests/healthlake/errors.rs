@@ -220,3 +220,48 @@ async fn an_unreachable_endpoint_is_retryable() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_lost_answer_is_retryable_and_retrying_with_the_same_token_creates_nothing_twice() {
+    let fixture = fixture().await;
+    let request = create_request("e0000000-0000-4000-8000-000000000005", "lost");
+    fixture.emulator.inject(Fault::LoseNextResponse {
+        operation: Operation::CreateFhirDatastore,
+        count: 1,
+    });
+    let lost = fixture
+        .healthlake
+        .create_datastore(REGION, &request)
+        .await
+        .expect_err("the answer is lost");
+    assert!(matches!(lost, HealthLakeError::Retryable { .. }), "{lost}");
+    let created = fixture
+        .healthlake
+        .create_datastore(REGION, &request)
+        .await
+        .expect("the retry gets the datastore the lost call created");
+    let state = fixture.emulator.state();
+    assert_eq!(state.datastores.len(), 1);
+    assert!(state.datastores.contains_key(&created.id));
+
+    fixture.emulator.advance_clock(Duration::from_secs(60));
+    let job = import_request("e0000000-0000-4000-8000-000000000006", &created.id, "lost");
+    fixture.emulator.inject(Fault::LoseNextResponse {
+        operation: Operation::StartFhirImportJob,
+        count: 1,
+    });
+    let lost = fixture
+        .healthlake
+        .start_import_job(REGION, &job)
+        .await
+        .expect_err("the answer is lost");
+    assert!(matches!(lost, HealthLakeError::Retryable { .. }), "{lost}");
+    let started = fixture
+        .healthlake
+        .start_import_job(REGION, &job)
+        .await
+        .expect("the retry gets the job the lost call started");
+    let state = fixture.emulator.state();
+    assert_eq!(state.jobs.len(), 1);
+    assert!(state.jobs.contains_key(&started.job_id));
+}
