@@ -1,9 +1,9 @@
 //! [`SdkHealthLake`]: the [`HealthLake`] port implemented with aws-sdk-healthlake.
 //!
 //! One SDK client per region, built on first use from one base [`SdkConfig`] (credentials,
-//! HTTP client, behaviour version) and kept for the life of the process. Every call goes through
-//! [`classify`] on failure and through the conversions module both ways, so nothing above this module
-//! sees an SDK type.
+//! HTTP client, behaviour version) and kept for the life of the process. Every call goes
+//! through [`classify`] on failure and through the conversions module both ways, so nothing
+//! above this module sees an SDK type.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
