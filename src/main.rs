@@ -27,6 +27,31 @@ enum Command {
         #[arg(long)]
         output_dir: Option<PathBuf>,
     },
+    /// Run the HealthLake emulator: AWS's HealthLake API on a loopback port, for tests and trials.
+    Emulator(EmulatorArgs),
+}
+
+/// Options of `healthlake-operator emulator`.
+#[derive(clap::Args)]
+struct EmulatorArgs {
+    /// The loopback address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:4566")]
+    listen: String,
+    /// The AWS region the emulator answers for (used in ARNs and endpoints).
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// The twelve-digit account id used in ARNs.
+    #[arg(long, default_value = "123456789012")]
+    account_id: String,
+    /// How long datastores and jobs take: `fast` (seconds) or `realistic` (AWS-like minutes).
+    #[arg(long, value_enum, default_value = "fast")]
+    profile: healthlake_operator::emulator::Profile,
+    /// Keep the emulator's state in this file, so it survives a restart.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+    /// Turn AWS's request-rate quotas off.
+    #[arg(long)]
+    no_quotas: bool,
 }
 
 #[tokio::main]
@@ -35,7 +60,36 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_operator(args).await,
         Command::Crd { output_dir } => write_crds(output_dir),
+        Command::Emulator(arguments) => run_emulator(arguments).await,
     }
+}
+
+async fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
+    use healthlake_operator::emulator::{self, EmulatorConfig, Quotas};
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let mut config = EmulatorConfig {
+        region: arguments.region,
+        account_id: arguments.account_id,
+        state_file: arguments.state_file,
+        ..EmulatorConfig::default()
+    }
+    .with_profile(arguments.profile);
+    if arguments.no_quotas {
+        config.quotas = Quotas::Off;
+    }
+    let running = emulator::start(config, &arguments.listen).await?;
+    tracing::info!(endpoint = %running.endpoint_url(), "healthlake emulator listening");
+    tokio::signal::ctrl_c()
+        .await
+        .context("failed to wait for ctrl-c")?;
+    running.shutdown().await?;
+    Ok(())
 }
 
 fn init_tracing() {

@@ -60,12 +60,12 @@ pub struct ErrorCause {
 pub struct DatastoreReference {
     /// Name of a FHIRDatastore in the job's own namespace. The job starts once that datastore is
     /// Ready.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = patterns::OBJECT_NAME_MAX), regex(pattern = patterns::OBJECT_NAME))]
     pub name: String,
     /// Namespace of the FHIRDatastore. Optional; when set it must be the job's own namespace,
     /// because a job may not read or write another team's datastore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = patterns::NAMESPACE_MAX), regex(pattern = patterns::NAMESPACE))]
     pub namespace: Option<String>,
 }
 
@@ -77,6 +77,6 @@ pub struct S3Configuration {
     #[schemars(length(max = patterns::S3_URI_MAX), regex(pattern = patterns::S3_URI))]
     pub s3_uri: String,
     /// The KMS key (id, ARN or alias) HealthLake uses to encrypt the objects it writes to S3.
-    #[schemars(length(min = 1, max = patterns::S3_KMS_KEY_ID_MAX))]
+    #[schemars(length(min = 1, max = patterns::KMS_KEY_ID_MAX), regex(pattern = patterns::KMS_KEY_ID))]
     pub kms_key_id: String,
 }

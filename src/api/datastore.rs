@@ -88,11 +88,11 @@ pub struct FHIRDatastoreSpec {
     #[schemars(schema_with = "tags_schema")]
     #[x_kube(
         validation = Rule::new(r"self.all(k, size(k) >= 1 && size(k) <= 128 && k.matches(r'^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$'))")
-            .message("tags keys must be 1 to 128 letters, digits, spaces or _.:/=+-@"),
+            .message("tags keys must be 1 to 128 characters of letters, digits, spaces and _.:/=+-@: rename the tag"),
         validation = Rule::new("self.all(k, !k.startsWith('healthlake.fhir-operator.io/'))")
-            .message("tags keys may not start with healthlake.fhir-operator.io/: that prefix is reserved for the operator"),
-        validation = Rule::new("self.all(k, !k.startsWith('aws:'))")
-            .message("tags keys may not start with aws: as AWS reserves that prefix"),
+            .message("tags keys may not start with healthlake.fhir-operator.io/, the prefix of the operator's own tags: choose another key"),
+        validation = Rule::new("self.all(k, !k.lowerAscii().startsWith('aws:'))")
+            .message("tags keys may not start with aws:, which AWS reserves for its own tags: choose another key"),
     )]
     pub tags: BTreeMap<String, String>,
 
@@ -163,7 +163,7 @@ pub struct KmsEncryptionConfig {
     pub cmk_type: CmkType,
     /// The customer-managed KMS key: key id, key ARN, alias or alias ARN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = patterns::SSE_KMS_KEY_ID_MAX), regex(pattern = patterns::SSE_KMS_KEY_ID))]
+    #[schemars(length(min = 1, max = patterns::KMS_KEY_ID_MAX), regex(pattern = patterns::KMS_KEY_ID))]
     pub kms_key_id: Option<String>,
 }
 
@@ -205,7 +205,7 @@ pub enum PreloadDataType {
         .message("idpLambdaArn is required when authorizationStrategy is SMART_ON_FHIR_V1 or SMART_ON_FHIR: name the Lambda function that decodes access tokens")
         .field_path(".idpLambdaArn"),
     validation = Rule::new("self.authorizationStrategy != 'AWS_AUTH' || !has(self.fineGrainedAuthorizationEnabled) || !self.fineGrainedAuthorizationEnabled")
-        .message("fineGrainedAuthorizationEnabled requires a SMART on FHIR authorizationStrategy")
+        .message("fineGrainedAuthorizationEnabled requires a SMART on FHIR authorizationStrategy: use SMART_ON_FHIR_V1 or SMART_ON_FHIR, or remove fineGrainedAuthorizationEnabled")
         .field_path(".fineGrainedAuthorizationEnabled"),
 )]
 pub struct IdentityProviderConfiguration {
@@ -215,9 +215,11 @@ pub struct IdentityProviderConfiguration {
     /// Enables SMART on FHIR fine-grained authorization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fine_grained_authorization_enabled: Option<bool>,
-    /// The SMART configuration document (`authorization_endpoint`, `token_endpoint`,
-    /// `grant_types_supported`, `capabilities`, `code_challenge_methods_supported`, ...), written
-    /// as YAML or JSON; the operator sends it to HealthLake as JSON.
+    /// The SMART configuration document of the authorization server, written as YAML or JSON; the
+    /// operator sends it to HealthLake as JSON. HealthLake requires `authorization_endpoint`,
+    /// `token_endpoint`, `grant_types_supported` (`authorization_code` and/or
+    /// `client_credentials`), `capabilities` and `code_challenge_methods_supported` (with
+    /// `S256`); any other SMART element (`issuer`, `jwks_uri`, ...) is passed on as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "smart_metadata_schema")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
@@ -228,9 +230,51 @@ pub struct IdentityProviderConfiguration {
 }
 
 fn smart_metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let endpoint = |what: &str| {
+        schemars::json_schema!({
+            "type": "string",
+            "description": format!("The URL of the OAuth2 {what} endpoint."),
+            "maxLength": patterns::SMART_ENDPOINT_URL_MAX,
+            "pattern": patterns::SMART_ENDPOINT_URL,
+        })
+    };
     schemars::json_schema!({
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
+        "required": [
+            "authorization_endpoint",
+            "token_endpoint",
+            "grant_types_supported",
+            "capabilities",
+            "code_challenge_methods_supported",
+        ],
+        "properties": {
+            "authorization_endpoint": endpoint("authorization"),
+            "token_endpoint": endpoint("token"),
+            "grant_types_supported": {
+                "type": "array",
+                "description": "Grant types the token endpoint supports: authorization_code and/or client_credentials.",
+                "minItems": 1,
+                "maxItems": 2,
+                "items": {"type": "string", "enum": ["authorization_code", "client_credentials"]},
+            },
+            "capabilities": {
+                "type": "array",
+                "description": "SMART capabilities the authorization server supports, such as launch-standalone.",
+                "maxItems": 64,
+                "items": {"type": "string", "maxLength": 128},
+            },
+            "code_challenge_methods_supported": {
+                "type": "array",
+                "description": "PKCE code challenge methods; HealthLake requires S256.",
+                "maxItems": 8,
+                "items": {"type": "string", "maxLength": 32},
+                "x-kubernetes-validations": [{
+                    "rule": "self.exists(method, method == 'S256')",
+                    "message": "code_challenge_methods_supported must include S256: HealthLake only accepts PKCE with S256",
+                }],
+            },
+        },
     })
 }
 

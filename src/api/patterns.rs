@@ -31,13 +31,11 @@ pub const IAM_ROLE_ARN_MIN: u32 = 20;
 /// Longest IAM role ARN AWS accepts.
 pub const IAM_ROLE_ARN_MAX: u32 = 2048;
 
-/// A KMS key id, key ARN, alias or alias ARN for datastore encryption.
-pub const SSE_KMS_KEY_ID: &str = r"^(arn:aws((-us-gov)|(-iso)|(-iso-b)|(-cn))?:kms:)?([a-z]{2}-[a-z]+(-[a-z]+)?-\d:)?(\d{12}:)?(((key/)?[a-zA-Z0-9-_]+)|(alias/[a-zA-Z0-9:/_-]+))$";
-/// Longest datastore KMS key id AWS accepts.
-pub const SSE_KMS_KEY_ID_MAX: u32 = 400;
-
-/// Longest KMS key id AWS accepts for job output in S3.
-pub const S3_KMS_KEY_ID_MAX: u32 = 2048;
+/// A KMS key id, key ARN, alias or alias ARN (AWS's `EncryptionKeyID`), for datastore encryption
+/// and for the objects jobs write to S3.
+pub const KMS_KEY_ID: &str = r"^(arn:aws((-us-gov)|(-iso)|(-iso-b)|(-cn))?:kms:)?([a-z]{2}-[a-z]+(-[a-z]+)?-\d:)?(\d{12}:)?(((key/)?[a-zA-Z0-9-_]+)|(alias/[a-zA-Z0-9:/_-]+))$";
+/// Longest KMS key id AWS accepts.
+pub const KMS_KEY_ID_MAX: u32 = 400;
 
 /// The Lambda function that decodes SMART on FHIR access tokens.
 pub const LAMBDA_ARN: &str = r"^arn:aws:lambda:[a-z]{2}-[a-z]+-\d{1}:\d{12}:function:[a-zA-Z0-9\-_\.]+(:(\$LATEST|[a-zA-Z0-9\-_]+))?$";
@@ -59,3 +57,17 @@ pub const USER_TAGS_MAX: u32 = 49;
 
 /// An AWS region name such as `us-east-1`.
 pub const REGION: &str = r"^[a-z]{2}(-[a-z]+)+-\d+$";
+
+/// The name of a Kubernetes object (a DNS-1123 subdomain), such as a referenced FHIRDatastore.
+pub const OBJECT_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// Longest Kubernetes object name.
+pub const OBJECT_NAME_MAX: u32 = 253;
+/// A Kubernetes namespace name (a DNS-1123 label).
+pub const NAMESPACE: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// Longest Kubernetes namespace name.
+pub const NAMESPACE_MAX: u32 = 63;
+
+/// An endpoint of the SMART on FHIR authorization server: an absolute http(s) URL.
+pub const SMART_ENDPOINT_URL: &str = r"^https?://[^\s/?#]+[^\s]*$";
+/// Longest SMART endpoint URL the schema accepts.
+pub const SMART_ENDPOINT_URL_MAX: u32 = 2048;

@@ -19,7 +19,9 @@ use super::faults::{Faults, Verb};
 use super::routing::{ResourcePath, Route, parse_query, route};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, success_status};
-use super::store::{DeleteOptions, Propagation, Selection, Store, WatchStart, WriteOptions};
+use super::store::{
+    DeleteOptions, FieldValidation, Propagation, Selection, Store, WatchStart, WriteOptions,
+};
 use super::table;
 use super::watch::{self, WatchRequest};
 
@@ -45,6 +47,7 @@ type Query = BTreeMap<String, String>;
 
 enum Reply {
     Json(u16, Value),
+    Warned(u16, Value, Vec<String>),
     Text(&'static str),
     Stream(mpsc::Receiver<Bytes>),
 }
@@ -89,6 +92,15 @@ pub async fn handle(
     match dispatch(&shared, &method, &uri, &headers, &body) {
         Ok(Reply::Json(code, value)) => {
             full(code, "application/json", Bytes::from(value.to_string()))
+        }
+        Ok(Reply::Warned(code, value, warnings)) => {
+            let mut response = full(code, "application/json", Bytes::from(value.to_string()));
+            for warning in warnings {
+                if let Ok(header) = format!("299 - {warning:?}").parse() {
+                    response.headers_mut().append(http::header::WARNING, header);
+                }
+            }
+            response
         }
         Ok(Reply::Text(text)) => full(200, "text/plain", Bytes::from_static(text.as_bytes())),
         Ok(Reply::Stream(receiver)) => streamed(receiver),
@@ -219,14 +231,42 @@ fn resource(
     if let Some(status) = lock(&shared.faults).take_failure(verb, &fault_resource) {
         return Err(ApiError::injected(status));
     }
+    let body = parse_body(body)?;
+    let options = WriteOptions {
+        dry_run: dry_run(query, &body),
+        field_validation: match query.get("fieldValidation").map(String::as_str) {
+            None | Some("" | "Warn") => FieldValidation::Warn,
+            Some("Ignore") => FieldValidation::Ignore,
+            Some("Strict") => FieldValidation::Strict,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid fieldValidation {other:?}: expected Ignore, Warn or Strict"
+                )));
+            }
+        },
+        warnings: Default::default(),
+    };
+    let reply = answer_resource(shared, &path, query, headers, body, verb, &options)?;
+    let warnings = options.warnings.take();
+    Ok(match reply {
+        Reply::Json(code, value) if !warnings.is_empty() => Reply::Warned(code, value, warnings),
+        other => other,
+    })
+}
+
+fn answer_resource(
+    shared: &Arc<Shared>,
+    path: &ResourcePath,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Value,
+    verb: Verb,
+    options: &WriteOptions,
+) -> Result<Reply, ApiError> {
     let resource = &path.resource;
     let namespace = path.namespace.as_deref();
     let name = path.name.clone().unwrap_or_default();
     let status_only = path.subresource.is_some();
-    let body = parse_body(body)?;
-    let options = WriteOptions {
-        dry_run: dry_run(query, &body),
-    };
     match verb {
         Verb::Get => {
             let object = lock(&shared.store).get(resource, namespace, &name)?;
@@ -244,7 +284,7 @@ fn resource(
             Ok(Reply::Json(200, object))
         }
         Verb::List => {
-            let selection = selection(&path, query)?;
+            let selection = selection(path, query)?;
             let limit = query.get("limit").and_then(|limit| limit.parse().ok());
             let page = lock(&shared.store).list(
                 resource,
@@ -279,14 +319,14 @@ fn resource(
                 }),
             ))
         }
-        Verb::Watch => watch(shared, &path, query, headers),
+        Verb::Watch => watch(shared, path, query, headers),
         Verb::Create => {
             if status_only {
                 return Err(ApiError::method_not_allowed(
                     "create is not allowed on a subresource",
                 ));
             }
-            let created = lock(&shared.store).create(resource, namespace, body, &options)?;
+            let created = lock(&shared.store).create(resource, namespace, body, options)?;
             Ok(Reply::Json(201, created))
         }
         Verb::Update => {
@@ -296,11 +336,11 @@ fn resource(
                 &name,
                 body,
                 status_only,
-                &options,
+                options,
             )?;
             Ok(Reply::Json(200, updated))
         }
-        Verb::Patch => patch(shared, &path, query, headers, body, &options),
+        Verb::Patch => patch(shared, path, query, headers, body, options),
         Verb::Delete => {
             let delete_options = delete_options(query, &body)?;
             let deleted =
@@ -311,7 +351,7 @@ fn resource(
             ))
         }
         Verb::DeleteCollection => {
-            let selection = selection(&path, query)?;
+            let selection = selection(path, query)?;
             let delete_options = delete_options(query, &body)?;
             let deleted =
                 lock(&shared.store).delete_collection(resource, &selection, &delete_options)?;

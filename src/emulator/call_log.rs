@@ -1,6 +1,6 @@
 //! The log of every call the emulator answered, and per-operation counters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -45,7 +45,7 @@ pub struct OperationCounters {
 /// The log and counters.
 #[derive(Clone, Debug, Default)]
 pub struct CallLog {
-    records: Vec<CallRecord>,
+    records: VecDeque<CallRecord>,
     counters: BTreeMap<String, OperationCounters>,
 }
 
@@ -61,16 +61,16 @@ impl CallLog {
             None => counters.succeeded += 1,
             Some(error) => *counters.errors.entry(error.clone()).or_default() += 1,
         }
-        record.sequence = self.records.last().map_or(1, |last| last.sequence + 1);
+        record.sequence = self.records.back().map_or(1, |last| last.sequence + 1);
         if self.records.len() >= MAX_RECORDS {
-            self.records.remove(0);
+            self.records.pop_front();
         }
-        self.records.push(record);
+        self.records.push_back(record);
     }
 
     /// Every record kept, oldest first.
-    pub fn records(&self) -> &[CallRecord] {
-        &self.records
+    pub fn records(&self) -> impl Iterator<Item = &CallRecord> {
+        self.records.iter()
     }
 
     /// Counters by operation name.

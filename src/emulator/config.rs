@@ -70,6 +70,30 @@ impl EmulatorConfig {
         self
     }
 
+    /// Replaces the phase durations.
+    pub fn with_phases(mut self, phases: PhaseDurations) -> Self {
+        self.phases = phases;
+        self
+    }
+
+    /// Sets the region used in ARNs and endpoints.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
+    }
+
+    /// Sets the twelve-digit account id used in ARNs.
+    pub fn with_account_id(mut self, account_id: impl Into<String>) -> Self {
+        self.account_id = account_id.into();
+        self
+    }
+
+    /// Sets how long a DELETED datastore stays describable (`None`: forever).
+    pub fn with_deleted_retention(mut self, retention: Option<Duration>) -> Self {
+        self.deleted_retention = retention;
+        self
+    }
+
     /// Keeps state in this file across restarts.
     pub fn with_state_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.state_file = Some(path.into());

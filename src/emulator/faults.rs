@@ -73,6 +73,15 @@ pub enum Fault {
         #[serde(default)]
         message: Option<String>,
     },
+    /// The next `count` calls of `operation` take effect but are answered with
+    /// InternalServerException, as when AWS acts on a request and the answer is lost; a retry
+    /// with the same ClientToken then gets the first result.
+    LoseNextResponse {
+        /// The operation.
+        operation: Operation,
+        /// How many answers are lost.
+        count: u32,
+    },
     /// Each call of `operation` fails at random with these probabilities (0.0 to 1.0).
     ErrorProbability {
         /// The operation.
@@ -133,6 +142,7 @@ pub struct ErrorCause {
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
     fail_next: BTreeMap<Operation, Vec<(AwsError, u32)>>,
+    lost_responses: BTreeMap<Operation, u32>,
     probabilities: BTreeMap<Operation, (f64, f64)>,
     latency_all: Option<Duration>,
     latency: BTreeMap<Operation, Duration>,
@@ -157,6 +167,9 @@ impl Faults {
                     .entry(operation)
                     .or_default()
                     .push((AwsError::new(error, message), count));
+            }
+            Fault::LoseNextResponse { operation, count } => {
+                *self.lost_responses.entry(operation).or_default() += count;
             }
             Fault::ErrorProbability {
                 operation,
@@ -247,6 +260,20 @@ impl Faults {
             }
         }
         None
+    }
+
+    /// The error that replaces the answer of a call that took effect, if its answer is to be
+    /// lost; consumes one use.
+    pub fn lost_response(&mut self, operation: Operation) -> Option<AwsError> {
+        let remaining = self.lost_responses.get_mut(&operation)?;
+        if *remaining == 0 {
+            return None;
+        }
+        *remaining -= 1;
+        Some(AwsError::new(
+            ErrorType::InternalServerException,
+            format!("injected lost response for {operation}"),
+        ))
     }
 
     /// Takes the planned failure for a new datastore of this name, if one is armed.

@@ -60,6 +60,9 @@ pub const TEST_ACCESS_KEY_ID: &str = "AKIAEMULATOREXAMPLE1";
 /// Why the emulator could not start, load or save its state, or stop.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
+    /// The configuration cannot produce AWS-shaped ARNs.
+    #[error("invalid emulator configuration: {0}")]
+    Config(String),
     /// The listen address is not a loopback socket address.
     #[error("invalid listen address {address}: {reason}")]
     Address {
@@ -105,12 +108,22 @@ async fn aws_endpoint(
     emulator.handle_aws_request(&headers, &body).await
 }
 
+/// Anything but `POST /` or an admin path: answered in AWS's error format, with a request id.
+async fn unknown_route() -> Response {
+    let error = wire::AwsError::new(
+        ErrorType::UnknownOperationException,
+        "HealthLake is served by POST / with an X-Amz-Target header",
+    );
+    wire::error_response(&error, &wire::new_request_id())
+}
+
 impl Emulator {
     /// The HTTP routes: `POST /` for HealthLake and the admin API under [`ADMIN_PREFIX`].
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/", post(aws_endpoint))
+            .route("/", post(aws_endpoint).fallback(unknown_route))
             .nest(ADMIN_PREFIX, admin::routes())
+            .fallback(unknown_route)
             .with_state(self.clone())
     }
 }

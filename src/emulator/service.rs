@@ -40,6 +40,28 @@ impl Core {
     }
 }
 
+/// Refuses a region or account id that would make ARNs AWS would never produce.
+fn check_config(config: &EmulatorConfig) -> Result<(), EmulatorError> {
+    if config.account_id.len() != 12 || !config.account_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(EmulatorError::Config(format!(
+            "account id {:?} is not twelve digits",
+            config.account_id
+        )));
+    }
+    let region_ok = !config.region.is_empty()
+        && config
+            .region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !region_ok {
+        return Err(EmulatorError::Config(format!(
+            "region {:?} is not lowercase letters, digits and dashes",
+            config.region
+        )));
+    }
+    Ok(())
+}
+
 /// A HealthLake emulator without a listening socket: the shared core behind the HTTP
 /// server and the in-process admin methods. Cloning it shares the same account.
 #[derive(Clone)]
@@ -58,6 +80,7 @@ struct Answer {
 impl Emulator {
     /// Builds an emulator; loads the state file when the configuration names one that exists.
     pub fn new(config: EmulatorConfig) -> Result<Self, EmulatorError> {
+        check_config(&config)?;
         let clock = match config.clock {
             ClockMode::Running => Clock::Running { offset_millis: 0 },
             ClockMode::Frozen => Clock::Frozen {
@@ -176,7 +199,10 @@ impl Emulator {
         if result.is_ok() && operation.mutates() {
             self.persist(&core.state);
         }
-        result
+        match core.faults.lost_response(operation) {
+            Some(error) if result.is_ok() => Err(error),
+            _ => result,
+        }
     }
 
     fn persist(&self, state: &State) {
@@ -261,7 +287,7 @@ impl Emulator {
 
     /// Every call answered so far, oldest first.
     pub fn calls(&self) -> Vec<CallRecord> {
-        self.lock().log.records().to_vec()
+        self.lock().log.records().cloned().collect()
     }
 
     /// The calls of one operation, oldest first.
@@ -269,7 +295,6 @@ impl Emulator {
         self.lock()
             .log
             .records()
-            .iter()
             .filter(|record| record.operation == operation.aws_name())
             .cloned()
             .collect()

@@ -1,9 +1,9 @@
 //! [`SdkHealthLake`]: the [`HealthLake`] port implemented with aws-sdk-healthlake.
 //!
 //! One SDK client per region, built on first use from one base [`SdkConfig`] (credentials,
-//! HTTP client, behaviour version) and kept for the life of the process. Every call goes through
-//! [`classify`] on failure and through [`super::convert`] both ways, so nothing above this module
-//! sees an SDK type.
+//! HTTP client, behaviour version) and kept for the life of the process. Every call goes
+//! through [`classify`] on failure and through the conversions module both ways, so nothing
+//! above this module sees an SDK type.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +38,8 @@ pub struct SdkSettings {
     /// How many times the SDK itself tries a call. The default is 1: the controllers retry with
     /// per-object backoff, and a hidden SDK retry would spend rate-limit budget nobody counted.
     pub max_attempts: u32,
+    /// MaxResults of each ListFHIRDatastores page; AWS's default when `None`.
+    pub list_page_size: Option<i32>,
 }
 
 impl SdkSettings {
@@ -49,6 +51,7 @@ impl SdkSettings {
             connect_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(30),
             max_attempts: 1,
+            list_page_size: None,
         }
     }
 
@@ -80,8 +83,8 @@ impl SdkHealthLake {
     /// An adapter with credentials from the default AWS chain (environment, profile, web
     /// identity for IRSA, EKS Pod Identity / container credentials, instance metadata).
     ///
-    /// Nothing is fetched here: the chain resolves credentials on the first call, so a missing
-    /// credential shows up as a retryable error on that call, not as a start-up failure.
+    /// Nothing is fetched here: the chain resolves credentials on the first call, so missing
+    /// credentials show up as a retryable error on that call, not as a start-up failure.
     pub async fn from_default_chain(settings: SdkSettings) -> Self {
         let base = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(settings.default_region.clone()))
@@ -172,6 +175,7 @@ impl SdkHealthLake {
             let page = client
                 .list_fhir_datastores()
                 .set_filter(filter.clone())
+                .set_max_results(self.settings.list_page_size)
                 .set_next_token(next_token.clone())
                 .send()
                 .await
@@ -398,5 +402,65 @@ impl HealthLake for SdkHealthLake {
                 }),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_client_per_region_built_once_with_the_default_for_an_empty_region() {
+        let healthlake = SdkHealthLake::with_static_credentials(
+            SdkSettings::new("us-east-1").with_endpoint_url("http://127.0.0.1:9"),
+        );
+        let cases = [
+            ("eu-west-1", "eu-west-1", 1),
+            ("", "us-east-1", 2),
+            ("us-east-1", "us-east-1", 2),
+            ("eu-west-1", "eu-west-1", 2),
+        ];
+        for (asked, expected, cached) in cases {
+            let client = healthlake.client(asked);
+            assert_eq!(
+                client.config().region().map(|region| region.as_ref()),
+                Some(expected),
+                "{asked:?}"
+            );
+            let clients = healthlake
+                .clients
+                .lock()
+                .map(|clients| clients.len())
+                .unwrap_or_default();
+            assert_eq!(clients, cached, "after asking for {asked:?}");
+        }
+    }
+
+    #[test]
+    fn clients_carry_the_configured_timeouts_and_no_hidden_retries() {
+        let mut settings = SdkSettings::new("us-east-1");
+        settings.connect_timeout = Duration::from_secs(2);
+        settings.operation_timeout = Duration::from_secs(7);
+        let healthlake = SdkHealthLake::with_static_credentials(settings);
+        let client = healthlake.client("us-east-1");
+        let config = client.config();
+        let timeouts = config.timeout_config().expect("timeouts are configured");
+        assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(7)));
+        let retries = config.retry_config().expect("retries are configured");
+        assert_eq!(retries.max_attempts(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_default_chain_keeps_a_given_region_and_fetches_nothing_up_front() {
+        // Only the construction is checked: a call would let the chain reach for instance
+        // metadata, which is off loopback.
+        let healthlake = SdkHealthLake::from_default_chain(SdkSettings::new("eu-central-1")).await;
+        assert_eq!(healthlake.settings().default_region, "eu-central-1");
+        let client = healthlake.client("");
+        assert_eq!(
+            client.config().region().map(|region| region.as_ref()),
+            Some("eu-central-1")
+        );
     }
 }

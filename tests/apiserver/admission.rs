@@ -1,8 +1,5 @@
 //! Admission through the CRD's schema and CEL rules: 422 Invalid with the field errors a real
 //! API server gives.
-//!
-//! These tests need the admission validator of issue 2; while `admission::Validator` is the
-//! stub that accepts everything they are ignored (run them with `--ignored`).
 
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -10,7 +7,6 @@ use serde_json::json;
 use super::support::{Cluster, api_error, widget};
 
 #[tokio::test]
-#[ignore = "needs the admission validator of issue 2"]
 async fn invalid_objects_are_refused_with_422_and_field_causes() {
     let cluster = Cluster::start().await;
     let widgets = cluster.widgets();
@@ -87,7 +83,6 @@ async fn invalid_objects_are_refused_with_422_and_field_causes() {
 }
 
 #[tokio::test]
-#[ignore = "needs the admission validator of issue 2"]
 async fn transition_rules_see_the_old_object_on_update() {
     let cluster = Cluster::start().await;
     let widgets = cluster.widgets();
@@ -122,5 +117,62 @@ async fn transition_rules_see_the_old_object_on_update() {
         .await
         .unwrap();
     assert_eq!(resized.spec.color.as_deref(), Some("red"));
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn unknown_fields_are_refused_when_strict_and_pruned_otherwise() {
+    let cluster = Cluster::start().await;
+    let widgets = cluster.widgets();
+    let typo = |name: &str| {
+        json!({
+            "apiVersion": "conformance.example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": name},
+            "spec": {"size": 1, "colour": "red"},
+        })
+    };
+    let strict = api_error(
+        widgets
+            .patch(
+                "strict",
+                &PatchParams::apply("conformance").validation_strict(),
+                &Patch::Apply(typo("strict")),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((strict.code, strict.reason.as_str()), (400, "BadRequest"));
+    assert!(
+        strict
+            .message
+            .contains(r#"strict decoding error: unknown field "spec.colour""#),
+        "{}",
+        strict.message
+    );
+    assert!(widgets.get_opt("strict").await.unwrap().is_none());
+
+    let pruned = widgets
+        .patch(
+            "lenient",
+            &PatchParams::apply("conformance").validation_warn(),
+            &Patch::Apply(typo("lenient")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pruned.spec.size, 1);
+    let stored = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        cluster.client.clone(),
+        &cluster.namespace,
+        &kube::api::ApiResource::erase::<super::support::Widget>(&()),
+    )
+    .get("lenient")
+    .await
+    .unwrap();
+    assert_eq!(
+        stored.data["spec"],
+        json!({"size": 1}),
+        "the unknown field is pruned"
+    );
     cluster.finish().await;
 }

@@ -62,6 +62,44 @@ async fn kubectl_applies_gets_waits_for_and_deletes() {
         "{stdout}"
     );
 
+    // Admission answers kubectl with the validator's field errors, and kubectl's strict field
+    // validation refuses unknown fields.
+    let invalid = directory.path().join("invalid.yaml");
+    std::fs::write(
+        &invalid,
+        DATASTORE.replace("deletionPolicy: Delete", "deletionPolicy: Maybe"),
+    )
+    .unwrap();
+    let (ok, _, stderr) = kubectl(
+        &kubeconfig,
+        &["apply", "--server-side", "-f", invalid.to_str().unwrap()],
+    )
+    .await;
+    assert!(!ok, "an invalid deletionPolicy is refused");
+    assert!(
+        stderr.contains("spec.deletionPolicy: Unsupported value: \"Maybe\""),
+        "{stderr}"
+    );
+    let unknown = directory.path().join("unknown.yaml");
+    std::fs::write(
+        &unknown,
+        DATASTORE.replace(
+            "deletionPolicy: Delete",
+            "deletionPolicy: Delete\n  deletionPolicyy: Delete",
+        ),
+    )
+    .unwrap();
+    let (ok, _, stderr) = kubectl(
+        &kubeconfig,
+        &["apply", "--server-side", "-f", unknown.to_str().unwrap()],
+    )
+    .await;
+    assert!(!ok, "an unknown field is refused");
+    assert!(
+        stderr.contains("unknown field \"spec.deletionPolicyy\""),
+        "{stderr}"
+    );
+
     // Re-applying the same manifest is a no-op, not a conflict.
     let (ok, stdout, stderr) =
         kubectl(&kubeconfig, &["apply", "--server-side", "-f", &manifest]).await;

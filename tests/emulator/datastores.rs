@@ -224,3 +224,56 @@ async fn listing_filters_by_status_and_name() {
     let ids: Vec<&str> = named.iter().map(|d| d.datastore_id.as_str()).collect();
     assert_eq!(ids, vec![second.as_str()]);
 }
+
+#[tokio::test]
+async fn the_realistic_profile_takes_aws_like_minutes() {
+    use healthlake_operator::emulator::{EmulatorConfig, Profile};
+    let fixture =
+        crate::support::fixture_with(EmulatorConfig::for_tests().with_profile(Profile::Realistic))
+            .await;
+    let id = create_datastore(&fixture.client, "slow").await;
+    fixture.emulator.advance_clock(Duration::from_secs(24 * 60));
+    assert_eq!(
+        datastore_status(&fixture.client, &id).await,
+        DatastoreStatus::Creating
+    );
+    fixture.emulator.advance_clock(Duration::from_secs(60));
+    assert_eq!(
+        datastore_status(&fixture.client, &id).await,
+        DatastoreStatus::Active
+    );
+}
+
+#[tokio::test]
+async fn deleted_datastores_can_be_kept_forever() {
+    use healthlake_operator::emulator::EmulatorConfig;
+    let fixture =
+        crate::support::fixture_with(EmulatorConfig::for_tests().with_deleted_retention(None))
+            .await;
+    let id = active_datastore(&fixture, "kept").await;
+    fixture
+        .client
+        .delete_fhir_datastore()
+        .datastore_id(&id)
+        .send()
+        .await
+        .expect("delete");
+    fixture
+        .emulator
+        .advance_clock(Duration::from_secs(365 * 24 * 3600));
+    assert_eq!(
+        datastore_status(&fixture.client, &id).await,
+        DatastoreStatus::Deleted
+    );
+}
+
+#[tokio::test]
+async fn an_account_id_that_is_not_twelve_digits_is_refused() {
+    use healthlake_operator::emulator::{self, EmulatorConfig, EmulatorError};
+    let result = emulator::start(
+        EmulatorConfig::for_tests().with_account_id("12345"),
+        "127.0.0.1:0",
+    )
+    .await;
+    assert!(matches!(result, Err(EmulatorError::Config(_))));
+}

@@ -128,3 +128,26 @@ async fn an_injected_job_outcome_completes_with_the_given_errors() {
         Some(2)
     );
 }
+
+#[tokio::test]
+async fn a_lost_create_response_is_retried_by_the_sdk_without_a_second_datastore() {
+    let fixture = fixture().await;
+    fixture.emulator.inject(Fault::LoseNextResponse {
+        operation: Operation::CreateFhirDatastore,
+        count: 1,
+    });
+    let id = create_datastore(&fixture.client, "exactly-once").await;
+    let state = fixture.emulator.state();
+    assert_eq!(state.datastores.len(), 1);
+    assert!(state.datastores.contains_key(&id));
+    let outcomes: Vec<Option<String>> = fixture
+        .emulator
+        .calls_of(Operation::CreateFhirDatastore)
+        .into_iter()
+        .map(|call| call.error_type)
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![Some("InternalServerException".to_string()), None]
+    );
+}

@@ -164,3 +164,68 @@ async fn an_unknown_job_is_not_found() {
         Some("ResourceNotFoundException")
     );
 }
+
+#[tokio::test]
+async fn export_jobs_are_listed_per_datastore_and_kind() {
+    let fixture = fixture().await;
+    let first = active_datastore(&fixture, "first").await;
+    let second = active_datastore(&fixture, "second").await;
+    let export = start_export(&fixture.client, &first, "export").await;
+    let import = start_import(&fixture.client, &first, "import").await;
+    start_export(&fixture.client, &second, "elsewhere").await;
+    let listed = fixture
+        .client
+        .list_fhir_export_jobs()
+        .datastore_id(&first)
+        .send()
+        .await
+        .expect("list exports")
+        .export_job_properties_list;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].job_id, export);
+    assert_eq!(listed[0].job_name.as_deref(), Some("export"));
+    assert!(listed[0].output_data_config.is_some());
+
+    let wrong_kind = fixture
+        .client
+        .describe_fhir_export_job()
+        .datastore_id(&first)
+        .job_id(&import)
+        .send()
+        .await
+        .expect_err("an import job is not an export job");
+    assert_eq!(
+        error_code(&wrong_kind).as_deref(),
+        Some("ResourceNotFoundException")
+    );
+    let wrong_datastore = fixture
+        .client
+        .describe_fhir_export_job()
+        .datastore_id(&second)
+        .job_id(&export)
+        .send()
+        .await
+        .expect_err("the job belongs to another datastore");
+    assert_eq!(
+        error_code(&wrong_datastore).as_deref(),
+        Some("ResourceNotFoundException")
+    );
+}
+
+#[tokio::test]
+async fn jobs_on_different_datastores_run_at_the_same_time() {
+    let fixture = fixture().await;
+    let first = active_datastore(&fixture, "first").await;
+    let second = active_datastore(&fixture, "second").await;
+    let one = start_import(&fixture.client, &first, "one").await;
+    let two = start_import(&fixture.client, &second, "two").await;
+    fixture.emulator.advance_clock(Duration::from_secs(2));
+    assert_eq!(
+        import_status(&fixture, &first, &one).await,
+        JobStatus::InProgress
+    );
+    assert_eq!(
+        import_status(&fixture, &second, &two).await,
+        JobStatus::InProgress
+    );
+}

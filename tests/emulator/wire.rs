@@ -2,56 +2,8 @@
 
 use healthlake_operator::emulator::{self, EmulatorConfig};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Sends one HTTP/1.1 request and returns the status line, the headers (lower-cased) and the body.
-async fn raw_request(
-    address: std::net::SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, Vec<(String, String)>, String) {
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect to the emulator");
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("write request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("read response");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
-        .collect();
-    (status, headers, body.to_string())
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-}
+use crate::support::{header, raw_request};
 
 const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20261124/us-east-1/healthlake/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0123abcd";
 
@@ -62,6 +14,7 @@ async fn a_request_without_a_signature_is_refused_with_missing_authentication_to
         .expect("start");
     let (status, headers, body) = raw_request(
         running.local_addr(),
+        "POST",
         "/",
         &[
             ("X-Amz-Target", "HealthLake.ListFHIRDatastores"),
@@ -87,6 +40,7 @@ async fn a_signed_request_gets_a_json_answer_with_a_request_id() {
         .expect("start");
     let (status, headers, body) = raw_request(
         running.local_addr(),
+        "POST",
         "/",
         &[
             ("X-Amz-Target", "HealthLake.ListFHIRDatastores"),
@@ -113,6 +67,7 @@ async fn an_unknown_target_and_a_missing_member_are_named_in_the_error() {
         .expect("start");
     let (status, _, body) = raw_request(
         running.local_addr(),
+        "POST",
         "/",
         &[
             ("X-Amz-Target", "HealthLake.DropEverything"),
@@ -127,6 +82,7 @@ async fn an_unknown_target_and_a_missing_member_are_named_in_the_error() {
 
     let (status, _, body) = raw_request(
         running.local_addr(),
+        "POST",
         "/",
         &[
             ("X-Amz-Target", "HealthLake.CreateFHIRDatastore"),
@@ -144,4 +100,29 @@ async fn an_unknown_target_and_a_missing_member_are_named_in_the_error() {
             .is_some_and(|message| message.contains("'datastoreTypeVersion'")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn other_methods_and_paths_are_answered_in_aws_error_format() {
+    let running = emulator::start(EmulatorConfig::for_tests(), "127.0.0.1:0")
+        .await
+        .expect("start");
+    for (method, path) in [
+        ("GET", "/"),
+        ("POST", "/datastore"),
+        ("PUT", "/_emulator/nothing"),
+    ] {
+        let (status, headers, body) = raw_request(
+            running.local_addr(),
+            method,
+            path,
+            &[("Authorization", SIGNED)],
+            "",
+        )
+        .await;
+        assert_eq!(status, 400, "{method} {path}");
+        assert!(header(&headers, "x-amzn-requestid").is_some());
+        let body: Value = serde_json::from_str(&body).expect("json body");
+        assert_eq!(body["__type"], "UnknownOperationException");
+    }
 }

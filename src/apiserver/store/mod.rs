@@ -61,11 +61,27 @@ impl Selection {
     }
 }
 
+/// How a write treats fields the CRD's schema does not declare (`fieldValidation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Prune them silently.
+    Ignore,
+    /// Prune them and warn (the server's default).
+    #[default]
+    Warn,
+    /// Refuse the request (kubectl's default).
+    Strict,
+}
+
 /// Options shared by writes.
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     /// `dryRun=All`: compute and validate, store nothing.
     pub dry_run: bool,
+    /// What to do with unknown fields.
+    pub field_validation: FieldValidation,
+    /// Warnings for the response's `Warning` headers, filled in by the write.
+    pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
 /// How a delete treats dependents.

@@ -7,8 +7,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use serde_json::{Value, json};
 
 use super::{
-    Change, EventKind, Store, WriteOptions, finalizers, metadata_mut, now_timestamp, set_metadata,
-    text_at,
+    Change, EventKind, FieldValidation, Store, WriteOptions, finalizers, metadata_mut,
+    now_timestamp, set_metadata, text_at,
 };
 use crate::admission::{FieldError, FieldErrorKind};
 use crate::apiserver::apply::{self, ApplyRequest};
@@ -136,8 +136,27 @@ impl Store {
         resource: &ResourceType,
         object: &mut Value,
         old: Option<&Value>,
+        options: &WriteOptions,
     ) -> Result<(), ApiError> {
         let name = text_at(object, "/metadata/name").to_string();
+        if let Some(validator) = &resource.validator
+            && options.field_validation != FieldValidation::Ignore
+        {
+            let unknown: Vec<String> = validator
+                .unknown_fields(&resource.version, object)
+                .iter()
+                .map(|field| format!("unknown field {field:?}"))
+                .collect();
+            if !unknown.is_empty() && options.field_validation == FieldValidation::Strict {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+                    unknown.join(", "),
+                    kind = resource.kind,
+                    version = resource.version,
+                )));
+            }
+            options.warnings.borrow_mut().extend(unknown);
+        }
         let mut errors = Vec::new();
         if let Some(validator) = &resource.validator
             && let Err(found) = validator.admit(&resource.version, object, old)
@@ -268,7 +287,7 @@ impl Store {
         {
             map.remove("status");
         }
-        self.admit(resource, &mut object, None)?;
+        self.admit(resource, &mut object, None, options)?;
         let storage_key = resource.storage_key();
         if storage_key == "/namespaces" {
             object["status"] = json!({"phase": "Active"});
@@ -607,7 +626,7 @@ impl Store {
             }
         }
         if !(deleting && finalizers(&new).is_empty()) {
-            self.admit(resource, &mut new, Some(&old))?;
+            self.admit(resource, &mut new, Some(&old), options)?;
         }
         if resource.has_generation
             && generation_content(resource, &new) != generation_content(resource, &old)

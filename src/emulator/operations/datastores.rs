@@ -16,7 +16,7 @@ use crate::emulator::validate::{
 };
 use crate::emulator::wire::{AwsError, epoch_seconds};
 
-use super::tags::read_tags;
+use super::tags::{MAX_TAGS_PER_RESOURCE, read_tags};
 
 fn read_sse_configuration(request: &Members<'_>) -> Result<Value, AwsError> {
     let Some(sse) = request.structure("SseConfiguration", false)? else {
@@ -95,6 +95,11 @@ pub fn create(context: &mut Context<'_>, body: &Value) -> Result<Value, AwsError
     };
     let identity_provider_configuration = read_identity_provider(&request)?;
     let tags = read_tags(&request, "Tags", false)?.unwrap_or_default();
+    if tags.len() > MAX_TAGS_PER_RESOURCE {
+        return Err(AwsError::validation(format!(
+            "A resource can have at most {MAX_TAGS_PER_RESOURCE} tags"
+        )));
+    }
     let operation = Operation::CreateFhirDatastore;
     if let Some(first) = idempotency::replay(context.state, operation, token.as_deref(), body)? {
         return Ok(first);

@@ -7,7 +7,7 @@ use crate::emulator::validate::{Members, RESOURCE_ARN, TAG_KEY, TAG_VALUE};
 use crate::emulator::wire::AwsError;
 
 /// AWS's limit of tags per resource (the model allows 200 per call; AWS allows 50 in all).
-const MAX_TAGS_PER_RESOURCE: usize = 50;
+pub(super) const MAX_TAGS_PER_RESOURCE: usize = 50;
 
 /// Reads a `TagList` member as (key, value) pairs.
 pub fn read_tags(
@@ -23,6 +23,11 @@ pub fn read_tags(
         let tag = request.element(name, index, item)?;
         let key = tag.string("Key", &TAG_KEY, true)?.unwrap_or_default();
         let value = tag.string("Value", &TAG_VALUE, true)?.unwrap_or_default();
+        if key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(AwsError::validation(format!(
+                "Tag key {key} uses the reserved prefix aws:"
+            )));
+        }
         if tags.iter().any(|(existing, _)| *existing == key) {
             return Err(AwsError::validation(format!("Duplicate tag key {key}")));
         }

@@ -1,0 +1,230 @@
+//! Crash safety: the operator stops right after AWS answered and before the answer reached the
+//! object's status; fresh controllers with empty caches must converge without a duplicate
+//! datastore or job and without deleting twice.
+
+use std::time::Duration;
+
+use healthlake_operator::api::{FHIRDatastore, FHIRImportJob};
+use healthlake_operator::apiserver::Verb;
+use healthlake_operator::emulator::{Fault, Operation};
+use kube::api::{DeleteParams, PostParams};
+
+use super::datastore::{CREATION, create_ready, datastore};
+use super::harness::{Rig, condition, eventually, fast_settings, is_true, wait_for, wait_gone};
+use super::jobs::import_job;
+
+/// Slows `operation` down enough for the test to block status writes while the call is in
+/// flight.
+fn slow(operation: Operation) -> Fault {
+    Fault::Latency {
+        operation: Some(operation),
+        millis: 400,
+    }
+}
+
+fn reconciling_reason(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> String {
+    condition(conditions, "Reconciling").1
+}
+
+/// Blocks every status write of `resource`, waits until AWS has answered `done`, then stops the
+/// operator and lifts the block: the state a crash between the AWS answer and the status write
+/// leaves behind.
+async fn crash_after_aws_answered(
+    rig: &mut Rig,
+    status_resource: &str,
+    done: impl Fn(&Rig) -> bool,
+) {
+    rig.apiserver
+        .fail_next(Verb::Patch, status_resource, 500, 10_000);
+    eventually("AWS answered", || async { done(rig) }).await;
+    rig.stop_operator().await;
+    rig.apiserver.clear_faults();
+    rig.emulator.clear_faults();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_create_and_status_write_never_duplicates_the_datastore() {
+    let mut rig = Rig::start().await;
+    rig.emulator.inject(slow(Operation::CreateFhirDatastore));
+    let api = rig.api::<FHIRDatastore>();
+    api.create(
+        &PostParams::default(),
+        &datastore("patients", "  deletionPolicy: Delete\n"),
+    )
+    .await
+    .expect("admitted");
+    wait_for(&api, "patients", "about to create", |object| {
+        object
+            .status
+            .as_ref()
+            .is_some_and(|status| reconciling_reason(&status.conditions) == "Creating")
+    })
+    .await;
+    crash_after_aws_answered(&mut rig, "fhirdatastores/status", |rig| {
+        rig.emulator.state().datastores.len() == 1
+    })
+    .await;
+    let lost = api.get("patients").await.expect("object");
+    assert!(
+        lost.status.and_then(|status| status.datastore_id).is_none(),
+        "the crash lost the id"
+    );
+
+    rig.start_operator(fast_settings(rig.emulator.region()));
+    rig.advance(CREATION);
+    let ready = wait_for(&api, "patients", "Ready", |object| {
+        object
+            .status
+            .as_ref()
+            .is_some_and(|status| is_true(&status.conditions, "Ready"))
+    })
+    .await;
+    let datastores = rig.emulator.state().datastores;
+    assert_eq!(datastores.len(), 1, "one datastore for one object");
+    let id = datastores.keys().next().cloned();
+    assert_eq!(
+        ready.status.and_then(|status| status.datastore_id),
+        id,
+        "the new controllers found the datastore by its owner tag"
+    );
+    assert_eq!(rig.calls(Operation::CreateFhirDatastore), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_start_and_status_write_never_duplicates_the_job() {
+    let mut rig = Rig::start().await;
+    create_ready(&rig, "patients", "  deletionPolicy: Delete\n").await;
+    rig.emulator.inject(slow(Operation::StartFhirImportJob));
+    let imports = rig.api::<FHIRImportJob>();
+    imports
+        .create(&PostParams::default(), &import_job("nightly", "patients"))
+        .await
+        .expect("admitted");
+    wait_for(&imports, "nightly", "about to start", |object| {
+        object
+            .status
+            .as_ref()
+            .is_some_and(|status| reconciling_reason(&status.conditions) == "Starting")
+    })
+    .await;
+    crash_after_aws_answered(&mut rig, "fhirimportjobs/status", |rig| {
+        rig.emulator.state().jobs.len() == 1
+    })
+    .await;
+    let lost = imports.get("nightly").await.expect("object");
+    assert!(
+        lost.status.and_then(|status| status.job_id).is_none(),
+        "the crash lost the job id"
+    );
+
+    rig.start_operator(fast_settings(rig.emulator.region()));
+    rig.advance(Duration::from_secs(15));
+    let done = wait_for(&imports, "nightly", "Ready", |object| {
+        object
+            .status
+            .as_ref()
+            .is_some_and(|status| is_true(&status.conditions, "Ready"))
+    })
+    .await;
+    let jobs = rig.emulator.state().jobs;
+    assert_eq!(
+        jobs.len(),
+        1,
+        "the ClientToken made the second start return the first job"
+    );
+    assert_eq!(
+        done.status.and_then(|status| status.job_id),
+        jobs.keys().next().cloned()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_delete_and_status_write_deletes_once() {
+    let mut rig = Rig::start().await;
+    let api = rig.api::<FHIRDatastore>();
+    let object = create_ready(&rig, "doomed", "  deletionPolicy: Delete\n").await;
+    let id = object
+        .status
+        .and_then(|status| status.datastore_id)
+        .expect("id");
+    rig.emulator.inject(slow(Operation::DeleteFhirDatastore));
+    api.delete("doomed", &DeleteParams::default())
+        .await
+        .expect("delete accepted");
+    wait_for(&api, "doomed", "about to delete", |object| {
+        object
+            .status
+            .as_ref()
+            .is_some_and(|status| reconciling_reason(&status.conditions) == "Deleting")
+    })
+    .await;
+    let deleting = |rig: &Rig| {
+        rig.emulator
+            .state()
+            .datastores
+            .get(&id)
+            .is_some_and(|record| record.status.aws_name() == "DELETING")
+    };
+    crash_after_aws_answered(&mut rig, "fhirdatastores/status", deleting).await;
+
+    rig.start_operator(fast_settings(rig.emulator.region()));
+    rig.advance(Duration::from_secs(5));
+    wait_gone(&api, "doomed").await;
+    assert_eq!(
+        rig.calls(Operation::DeleteFhirDatastore),
+        1,
+        "the new controllers saw DELETING and waited"
+    );
+    assert_eq!(
+        rig.emulator.state().datastores[&id].status.aws_name(),
+        "DELETED"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_restarted_at_any_moment_converge() {
+    let mut rig = Rig::start().await;
+    let datastores = rig.api::<FHIRDatastore>();
+    let imports = rig.api::<FHIRImportJob>();
+    datastores
+        .create(
+            &PostParams::default(),
+            &datastore("patients", "  deletionPolicy: Delete\n"),
+        )
+        .await
+        .expect("admitted");
+    imports
+        .create(&PostParams::default(), &import_job("nightly", "patients"))
+        .await
+        .expect("admitted");
+    // Restart the controllers again and again while time moves on, at moments that fall
+    // anywhere in the create / start / poll sequence.
+    for round in 0..12 {
+        tokio::time::sleep(Duration::from_millis(40 + 25 * round)).await;
+        rig.stop_operator().await;
+        rig.advance(Duration::from_secs(2));
+        rig.start_operator(fast_settings(rig.emulator.region()));
+    }
+    let converged = async {
+        loop {
+            rig.advance(Duration::from_secs(2));
+            if let Ok(Some(job)) = imports.get_opt("nightly").await
+                && job
+                    .status
+                    .as_ref()
+                    .is_some_and(|status| is_true(&status.conditions, "Ready"))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), converged)
+        .await
+        .expect("converged after the restarts");
+    let state = rig.emulator.state();
+    assert_eq!(state.datastores.len(), 1);
+    assert_eq!(state.jobs.len(), 1);
+}
