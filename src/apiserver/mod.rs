@@ -27,7 +27,9 @@
 //!
 //! What differs from a real API server:
 //! - no authentication, authorization, admission webhooks, or API priority and fairness; plain
-//!   HTTP only, JSON only (no protobuf, no CBOR), no `/openapi/v2`;
+//!   HTTP only; JSON and YAML only: a protobuf or CBOR body gets 415 (so `kubectl create
+//!   namespace x` fails where `kubectl apply -f` of the same object works); no `/openapi/v2`;
+//!   the OpenAPI v3 documents carry the CRD schemas but built-in kinds get an open schema;
 //! - no conversion between versions of a CRD: every version serves the stored object with its
 //!   `apiVersion` rewritten (the `None` conversion strategy);
 //! - lists always read the latest state: `resourceVersion` and `resourceVersionMatch` on a list
@@ -41,8 +43,11 @@
 //!   conflict), and only `labels`, `annotations`, `finalizers` and `ownerReferences` of metadata
 //!   are tracked;
 //! - strategic merge patch is treated as JSON merge patch for every resource (lists replaced);
-//! - built-in resources (Namespaces, Events, Leases) are stored without schema validation or
-//!   defaulting; `fieldValidation` is accepted but unknown fields are left to the validator;
+//! - built-in resources (Namespaces, Events, Leases) are stored without schema validation,
+//!   defaulting or pruning; for custom resources, unknown fields are pruned, refused under
+//!   `fieldValidation=Strict` and reported in a `Warning` header otherwise;
+//! - `events.k8s.io/v1` Events are stored as core v1 Events, renaming the fields that differ,
+//!   and field selectors on them see the core v1 names;
 //! - deletion: no grace periods; `Foreground` propagation is treated as `Background` (the owner
 //!   goes first, then its dependents); garbage collection runs synchronously after each delete;
 //!   a deleted namespace deletes its contents and disappears once they are gone;

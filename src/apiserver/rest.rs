@@ -231,6 +231,22 @@ fn resource(
     if let Some(status) = lock(&shared.faults).take_failure(verb, &fault_resource) {
         return Err(ApiError::injected(status));
     }
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/vnd.kubernetes.protobuf")
+        || content_type.starts_with("application/cbor")
+    {
+        return Err(ApiError {
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: format!(
+                "the in-memory api server reads json and yaml only, not {content_type}: send the object as json (kubectl create -f or apply -f)"
+            ),
+            details: None,
+        });
+    }
     let body = parse_body(body)?;
     let options = WriteOptions {
         dry_run: dry_run(query, &body),

@@ -62,6 +62,36 @@ async fn kubectl_applies_gets_waits_for_and_deletes() {
         "{stdout}"
     );
 
+    // The repository's example manifests apply as they are, into their own namespace.
+    // (`kubectl create namespace` would send protobuf, which this server does not read.)
+    let namespace = directory.path().join("namespace.yaml");
+    std::fs::write(
+        &namespace,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: clinical-data\n",
+    )
+    .unwrap();
+    let namespace = namespace.to_str().unwrap().to_string();
+    let (ok, stdout, stderr) =
+        kubectl(&kubeconfig, &["apply", "--server-side", "-f", &namespace]).await;
+    assert!(ok, "namespace creation failed: {stdout}{stderr}");
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples");
+    let (ok, stdout, stderr) =
+        kubectl(&kubeconfig, &["apply", "--server-side", "-f", examples]).await;
+    assert!(ok, "apply of deploy/examples/ failed: {stdout}{stderr}");
+    let example_count = std::fs::read_dir(examples).unwrap().count();
+    assert_eq!(
+        stdout.matches("serverside-applied").count(),
+        example_count,
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = kubectl(
+        &kubeconfig,
+        &["get", "healthlake", "-n", "clinical-data", "-o", "name"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), example_count, "{stdout}");
+
     // Admission answers kubectl with the validator's field errors, and kubectl's strict field
     // validation refuses unknown fields.
     let invalid = directory.path().join("invalid.yaml");
