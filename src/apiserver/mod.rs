@@ -48,9 +48,10 @@
 //!   `fieldValidation=Strict` and reported in a `Warning` header otherwise;
 //! - `events.k8s.io/v1` Events are stored as core v1 Events, renaming the fields that differ,
 //!   and field selectors on them see the core v1 names;
-//! - deletion: no grace periods; `Foreground` propagation is treated as `Background` (the owner
-//!   goes first, then its dependents); garbage collection runs synchronously after each delete;
-//!   a deleted namespace deletes its contents and disappears once they are gone;
+//! - deletion: no grace periods; garbage collection runs synchronously after each delete;
+//!   `Foreground` keeps the owner (finalizer `foregroundDeletion`) until every dependent is gone,
+//!   whether or not it sets `blockOwnerDeletion`; a deleted namespace deletes its contents and
+//!   disappears once they are gone;
 //! - a PUT without `metadata.resourceVersion` is an unconditional update, as for custom
 //!   resources; PUT never creates;
 //! - Tables honour printer columns with simple JSONPaths (fields, indexes, `[*]`, equality

@@ -559,3 +559,67 @@ async fn deleting_a_namespace_deletes_what_it_holds() {
         404
     );
 }
+
+#[tokio::test]
+async fn a_foreground_delete_keeps_the_owner_until_its_dependents_are_gone() {
+    let cluster = Cluster::start().await;
+    let widgets = cluster.widgets();
+    let owner = widgets
+        .create(&PostParams::default(), &widget("parent", 1))
+        .await
+        .unwrap();
+    let reference: OwnerReference = owner.controller_owner_ref(&()).unwrap();
+    let mut held = widget("held-child", 1);
+    held.metadata.owner_references = Some(vec![OwnerReference {
+        block_owner_deletion: Some(true),
+        ..reference.clone()
+    }]);
+    held.metadata.finalizers = Some(vec!["conformance.example.com/hold".into()]);
+    widgets.create(&PostParams::default(), &held).await.unwrap();
+
+    widgets
+        .delete("parent", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    eventually("the dependent to be marked for deletion", PATIENCE, || {
+        let widgets = widgets.clone();
+        async move {
+            let child = widgets.get("held-child").await.ok()?;
+            child.metadata.deletion_timestamp.map(|_| ())
+        }
+    })
+    .await;
+    let parent = widgets.get("parent").await.unwrap();
+    assert!(parent.metadata.deletion_timestamp.is_some());
+    assert!(
+        parent
+            .finalizers()
+            .iter()
+            .any(|f| f == "foregroundDeletion"),
+        "{:?}",
+        parent.finalizers()
+    );
+
+    let release = json!({"metadata": {"finalizers": null}});
+    widgets
+        .patch(
+            "held-child",
+            &PatchParams::default(),
+            &Patch::Merge(release),
+        )
+        .await
+        .unwrap();
+    eventually("the owner to go after its dependent", PATIENCE, || {
+        let widgets = widgets.clone();
+        async move {
+            widgets
+                .get_opt("parent")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    cluster.finish().await;
+}

@@ -12,6 +12,17 @@ use super::{
 use crate::apiserver::resources::{CRD_GROUP, CRD_PLURAL, ResourceType};
 use crate::apiserver::status::ApiError;
 
+/// The finalizer that holds an owner deleted with `propagationPolicy: Foreground`.
+const FOREGROUND: &str = "foregroundDeletion";
+
+fn owner_uids(object: &Value) -> Vec<&str> {
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| refs.iter().map(|r| text_at(r, "/uid")).collect())
+        .unwrap_or_default()
+}
+
 impl Store {
     /// Removes an object for good and records the DELETED change.
     pub(super) fn remove(
@@ -122,7 +133,9 @@ impl Store {
             self.orphan_dependents(text_at(&old, "/metadata/uid"));
         }
         let is_namespace = storage_key == "/namespaces";
-        if finalizers(&old).is_empty() && !is_namespace {
+        let foreground = propagation == Propagation::Foreground
+            && self.has_dependents(text_at(&old, "/metadata/uid"));
+        if finalizers(&old).is_empty() && !is_namespace && !foreground {
             self.remove(&storage_key, &key, None);
             return Deleted {
                 object: old,
@@ -142,6 +155,11 @@ impl Store {
             Value::String(now_timestamp()),
         );
         set_metadata(&mut new, "deletionGracePeriodSeconds", json!(0));
+        if foreground {
+            let mut kept = finalizers(&old);
+            kept.push(FOREGROUND.to_string());
+            set_metadata(&mut new, "finalizers", json!(kept));
+        }
         if is_namespace {
             new["status"] = json!({"phase": "Terminating"});
         }
@@ -166,6 +184,48 @@ impl Store {
             object: new,
             removed: false,
         }
+    }
+
+    fn has_dependents(&self, owner_uid: &str) -> bool {
+        self.objects
+            .values()
+            .flat_map(|bucket| bucket.values())
+            .any(|object| owner_uids(object).contains(&owner_uid))
+    }
+
+    /// Removes one finalizer from an object, deleting it when it was the last.
+    fn drop_finalizer(&mut self, storage_key: &str, object: &Value, finalizer: &str) {
+        let key = (
+            text_at(object, "/metadata/namespace").to_string(),
+            text_at(object, "/metadata/name").to_string(),
+        );
+        let kept: Vec<String> = finalizers(object)
+            .into_iter()
+            .filter(|name| name != finalizer)
+            .collect();
+        let mut new = object.clone();
+        set_metadata(&mut new, "finalizers", json!(kept));
+        if kept.is_empty() {
+            self.remove(storage_key, &key, Some(new));
+            return;
+        }
+        let revision = self.next_revision();
+        set_metadata(
+            &mut new,
+            "resourceVersion",
+            Value::String(revision.to_string()),
+        );
+        self.objects
+            .entry(storage_key.to_string())
+            .or_default()
+            .insert(key, new.clone());
+        self.record(Change {
+            revision,
+            storage_key: storage_key.to_string(),
+            kind: EventKind::Modified,
+            object: new,
+            previous: Some(object.clone()),
+        });
     }
 
     fn orphan_dependents(&mut self, owner_uid: &str) {
@@ -207,10 +267,31 @@ impl Store {
         }
     }
 
-    /// Deletes dependents whose owners are all gone, empties terminating namespaces and removes
-    /// them once empty; repeats until nothing changes.
+    /// Deletes dependents whose owners are all gone or are being deleted in the foreground,
+    /// lets foreground-deleted owners go once their dependents are gone, empties terminating
+    /// namespaces and removes them once empty; repeats until nothing changes.
     pub(super) fn collect_garbage(&mut self) {
         loop {
+            let foreground: Vec<(String, Value)> = self
+                .objects
+                .iter()
+                .flat_map(|(storage_key, bucket)| {
+                    bucket.values().map(move |object| (storage_key, object))
+                })
+                .filter(|(_, object)| {
+                    object.pointer("/metadata/deletionTimestamp").is_some()
+                        && finalizers(object).iter().any(|name| name == FOREGROUND)
+                })
+                .map(|(storage_key, object)| (storage_key.clone(), object.clone()))
+                .collect();
+            let foreground_uids: BTreeSet<String> = foreground
+                .iter()
+                .map(|(_, object)| text_at(object, "/metadata/uid").to_string())
+                .collect();
+            let released: Vec<(String, Value)> = foreground
+                .into_iter()
+                .filter(|(_, object)| !self.has_dependents(text_at(object, "/metadata/uid")))
+                .collect();
             let uids: BTreeSet<String> = self
                 .objects
                 .values()
@@ -238,13 +319,10 @@ impl Store {
                     if object.pointer("/metadata/deletionTimestamp").is_some() {
                         continue;
                     }
-                    let owners: Vec<&str> = object
-                        .pointer("/metadata/ownerReferences")
-                        .and_then(Value::as_array)
-                        .map(|refs| refs.iter().map(|r| text_at(r, "/uid")).collect())
-                        .unwrap_or_default();
-                    let orphaned =
-                        !owners.is_empty() && owners.iter().all(|uid| !uids.contains(*uid));
+                    let owners = owner_uids(object);
+                    let orphaned = (!owners.is_empty()
+                        && owners.iter().all(|uid| !uids.contains(*uid)))
+                        || owners.iter().any(|uid| foreground_uids.contains(*uid));
                     let in_terminating = !namespace.is_empty() && terminating.contains(namespace);
                     if orphaned || in_terminating {
                         doomed.push((storage_key.clone(), object.clone()));
@@ -252,8 +330,11 @@ impl Store {
                 }
             }
             let empty: Vec<String> = terminating.difference(&occupied).cloned().collect();
-            if doomed.is_empty() && empty.is_empty() {
+            if doomed.is_empty() && empty.is_empty() && released.is_empty() {
                 return;
+            }
+            for (storage_key, object) in released {
+                self.drop_finalizer(&storage_key, &object, FOREGROUND);
             }
             for (storage_key, object) in doomed {
                 self.delete_object(storage_key, object, Propagation::Background);

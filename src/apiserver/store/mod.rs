@@ -90,7 +90,7 @@ pub enum Propagation {
     /// Delete dependents after the owner is gone (the default here).
     #[default]
     Background,
-    /// Treated as background: dependents are deleted once the owner is gone.
+    /// Keep the owner, with the `foregroundDeletion` finalizer, until its dependents are gone.
     Foreground,
     /// Keep dependents, removing their owner reference.
     Orphan,
