@@ -38,10 +38,10 @@
 //! - watch history is the last 50 000 changes (or less after [`ApiServer::compact_history`]);
 //!   older resourceVersions get an `ERROR` event with 410 Expired, as a compacted etcd gives;
 //!   a watch without `timeoutSeconds` never times out; bookmarks come every 10 seconds;
-//! - server-side apply keeps simplified field ownership: leaf fields per applier, lists atomic,
-//!   only apply operations own fields (PUT and non-apply patches take no ownership and never
-//!   conflict), and only `labels`, `annotations`, `finalizers` and `ownerReferences` of metadata
-//!   are tracked;
+//! - server-side apply keeps simplified field ownership: leaf fields per manager, lists atomic
+//!   (no `k:`/`v:` list keys), and only `labels`, `annotations`, `finalizers` and
+//!   `ownerReferences` of metadata are tracked; a write that is not an apply (an Update) takes
+//!   the fields it changes, under its `fieldManager` or the first word of its user agent;
 //! - strategic merge patch is treated as JSON merge patch for every resource (lists replaced);
 //! - built-in resources (Namespaces, Events, Leases) are stored without schema validation,
 //!   defaulting or pruning; for custom resources, unknown fields are pruned, refused under

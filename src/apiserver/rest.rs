@@ -261,6 +261,19 @@ fn resource(
             }
         },
         warnings: Default::default(),
+        field_manager: query
+            .get("fieldManager")
+            .filter(|manager| !manager.is_empty())
+            .cloned()
+            .unwrap_or_else(|| {
+                headers
+                    .get(http::header::USER_AGENT)
+                    .and_then(|agent| agent.to_str().ok())
+                    .and_then(|agent| agent.split('/').next())
+                    .filter(|manager| !manager.is_empty())
+                    .unwrap_or("unknown")
+                    .to_string()
+            }),
     };
     let reply = answer_resource(shared, &path, query, headers, body, verb, &options)?;
     let warnings = options.warnings.take();

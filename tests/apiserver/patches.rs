@@ -272,3 +272,50 @@ async fn a_field_removed_by_an_update_is_free_for_another_applier() {
     );
     cluster.finish().await;
 }
+
+#[tokio::test]
+async fn fields_set_by_an_update_conflict_with_a_later_apply() {
+    let cluster = Cluster::start().await;
+    let widgets = cluster.widgets();
+    let params = PostParams {
+        field_manager: Some("creator".into()),
+        ..PostParams::default()
+    };
+    let created = widgets.create(&params, &widget("owned", 1)).await.unwrap();
+    let entries = created.metadata.managed_fields.unwrap_or_default();
+    assert!(
+        entries
+            .iter()
+            .any(|entry| entry.manager.as_deref() == Some("creator")
+                && entry.operation.as_deref() == Some("Update")),
+        "{entries:?}"
+    );
+    let resize = json!({
+        "apiVersion": "conformance.example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "owned"},
+        "spec": {"size": 2},
+    });
+    let conflict = api_error(
+        widgets
+            .patch(
+                "owned",
+                &PatchParams::apply("applier"),
+                &Patch::Apply(&resize),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(conflict.code, 409);
+    assert!(conflict.message.contains("creator"), "{}", conflict.message);
+    let forced = widgets
+        .patch(
+            "owned",
+            &PatchParams::apply("applier").force(),
+            &Patch::Apply(&resize),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.spec.size, 2);
+    cluster.finish().await;
+}

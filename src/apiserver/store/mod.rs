@@ -82,6 +82,9 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// Warnings for the response's `Warning` headers, filled in by the write.
     pub warnings: std::cell::RefCell<Vec<String>>,
+    /// The field manager of a write that is not an apply (from `fieldManager` or the client's
+    /// user agent, as the API server derives it).
+    pub field_manager: String,
 }
 
 /// How a delete treats dependents.

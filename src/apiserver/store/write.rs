@@ -180,12 +180,45 @@ impl Store {
         }
     }
 
+    /// Records a write that is not an apply in the managed fields, as server-side apply's
+    /// Update operation: the writer owns what it changed, and nobody else does any more.
+    fn record_update(
+        resource: &ResourceType,
+        old: &Value,
+        new: &mut Value,
+        status_only: bool,
+        options: &WriteOptions,
+    ) {
+        let now = now_timestamp();
+        let api_version = resource.api_version();
+        let request = ApplyRequest {
+            manager: &options.field_manager,
+            force: false,
+            subresource: if status_only { "status" } else { "" },
+            api_version: &api_version,
+            now: &now,
+        };
+        apply::record_update(old, new, &request);
+    }
+
     /// Creates an object.
     pub fn create(
         &mut self,
         resource: &ResourceType,
         namespace: Option<&str>,
         object: Value,
+        options: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        self.create_object(resource, namespace, object, false, options)
+    }
+
+    /// Creates an object; `applied` when server-side apply already recorded its fields.
+    fn create_object(
+        &mut self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        object: Value,
+        applied: bool,
         options: &WriteOptions,
     ) -> Result<Value, ApiError> {
         let mut object = conversion::to_storage(resource, object);
@@ -288,6 +321,9 @@ impl Store {
             map.remove("status");
         }
         self.admit(resource, &mut object, None, options)?;
+        if !applied {
+            Self::record_update(resource, &json!({}), &mut object, false, options);
+        }
         let storage_key = resource.storage_key();
         if storage_key == "/namespaces" {
             object["status"] = json!({"phase": "Active"});
@@ -506,7 +542,7 @@ impl Store {
                 if let Some(managed) = managed {
                     set_metadata(&mut object, "managedFields", managed);
                 }
-                return self.create(resource, namespace, object, options);
+                return self.create_object(resource, namespace, object, true, options);
             }
         };
         let presented = Self::presented(resource, &old);
@@ -600,9 +636,7 @@ impl Store {
             }
         }
         if !applied {
-            // A write that is not an apply takes the fields it changes away from their appliers,
-            // as an Update operation does in server-side apply.
-            apply::release_changed_fields(&old, &mut new);
+            Self::record_update(resource, &old, &mut new, status_only, options);
         }
         let deleting = old.pointer("/metadata/deletionTimestamp").is_some();
         if deleting {
