@@ -35,7 +35,7 @@
 //! - lists always read the latest state: `resourceVersion` and `resourceVersionMatch` on a list
 //!   are accepted but not used to serve older snapshots, and a `continue` token resumes after the
 //!   last name returned, against the current state, and never expires;
-//! - watch history is the last 50 000 changes (or less after [`ApiServer::compact_history`]);
+//! - watch history is the last 10 000 changes (or less after [`ApiServer::compact_history`]);
 //!   older resourceVersions get an `ERROR` event with 410 Expired, as a compacted etcd gives;
 //!   a watch without `timeoutSeconds` never times out; bookmarks come every 10 seconds;
 //! - server-side apply keeps simplified field ownership: leaf fields per manager, lists atomic

@@ -63,6 +63,15 @@ pub struct ApiServer {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ApiServer")
+            .field("resource_version", &self.resource_version())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for ApiServer {
     fn default() -> Self {
         Self::new()

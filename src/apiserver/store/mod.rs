@@ -150,6 +150,10 @@ pub struct Subscription {
     pub revision: u64,
 }
 
+/// How many changes the watch history keeps. Each change holds the object before and after, so
+/// this bounds memory in long benchmarks; kube-runtime only needs the recent past.
+const HISTORY_CAPACITY: usize = 10_000;
+
 /// The server's state.
 pub struct Store {
     registry: Registry,
@@ -228,7 +232,7 @@ impl Store {
             objects: BTreeMap::new(),
             history: VecDeque::new(),
             history_floor: 0,
-            history_capacity: 50_000,
+            history_capacity: HISTORY_CAPACITY,
             sender,
         };
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
