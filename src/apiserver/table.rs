@@ -307,4 +307,12 @@ mod tests {
         assert_eq!(human_duration(3600 * 5), "5h");
         assert_eq!(human_duration(86_400 * 20), "20d");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_json_path_evaluates_without_panicking(path in ".{0,40}") {
+            let object = json!({"status": {"conditions": [{"type": "Ready"}]}});
+            let _ = evaluate(&object, &path);
+        }
+    }
 }
