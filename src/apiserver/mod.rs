@@ -27,8 +27,8 @@
 //!
 //! What differs from a real API server:
 //! - no authentication, authorization, admission webhooks, or API priority and fairness; plain
-//!   HTTP only; JSON and YAML only: a protobuf or CBOR body gets 415 (so `kubectl create
-//!   namespace x` fails where `kubectl apply -f` of the same object works); no `/openapi/v2`;
+//!   HTTP only; JSON and YAML only, except the protobuf Namespace `kubectl create namespace`
+//!   sends (other protobuf or CBOR bodies get 415); answers are JSON; no `/openapi/v2`;
 //!   the OpenAPI v3 documents carry the CRD schemas but built-in kinds get an open schema;
 //! - no conversion between versions of a CRD: every version serves the stored object with its
 //!   `apiVersion` rewritten (the `None` conversion strategy);
@@ -62,6 +62,7 @@ mod apply;
 mod conversion;
 mod discovery;
 mod faults;
+mod protobuf;
 mod resources;
 mod rest;
 mod routing;

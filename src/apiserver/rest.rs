@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::discovery;
 use super::faults::{Faults, Verb};
+use super::protobuf;
 use super::routing::{ResourcePath, Route, parse_query, route};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, success_status};
@@ -176,6 +177,18 @@ fn verb_of(method: &Method, path: &ResourcePath, query: &Query) -> Result<Verb, 
     })
 }
 
+/// 415 for a body this server cannot read.
+fn unreadable(content_type: &str) -> ApiError {
+    ApiError {
+        code: 415,
+        reason: "UnsupportedMediaType",
+        message: format!(
+            "the in-memory api server reads json and yaml only (and a protobuf Namespace), not {content_type}: send the object as json (kubectl create -f or apply -f)"
+        ),
+        details: None,
+    }
+}
+
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
@@ -235,19 +248,15 @@ fn resource(
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    if content_type.starts_with("application/vnd.kubernetes.protobuf")
-        || content_type.starts_with("application/cbor")
-    {
-        return Err(ApiError {
-            code: 415,
-            reason: "UnsupportedMediaType",
-            message: format!(
-                "the in-memory api server reads json and yaml only, not {content_type}: send the object as json (kubectl create -f or apply -f)"
-            ),
-            details: None,
-        });
-    }
-    let body = parse_body(body)?;
+    let body = if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        let namespace = protobuf::decode_namespace(body).ok_or_else(|| unreadable(content_type))?;
+        Bytes::from(namespace.to_string())
+    } else if content_type.starts_with("application/cbor") {
+        return Err(unreadable(content_type));
+    } else {
+        body.clone()
+    };
+    let body = parse_body(&body)?;
     let options = WriteOptions {
         dry_run: dry_run(query, &body),
         field_validation: match query.get("fieldValidation").map(String::as_str) {

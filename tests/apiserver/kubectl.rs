@@ -63,16 +63,9 @@ async fn kubectl_applies_gets_waits_for_and_deletes() {
     );
 
     // The repository's example manifests apply as they are, into their own namespace.
-    // (`kubectl create namespace` would send protobuf, which this server does not read.)
-    let namespace = directory.path().join("namespace.yaml");
-    std::fs::write(
-        &namespace,
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: clinical-data\n",
-    )
-    .unwrap();
-    let namespace = namespace.to_str().unwrap().to_string();
+    // kubectl create namespace sends the Namespace as protobuf.
     let (ok, stdout, stderr) =
-        kubectl(&kubeconfig, &["apply", "--server-side", "-f", &namespace]).await;
+        kubectl(&kubeconfig, &["create", "namespace", "clinical-data"]).await;
     assert!(ok, "namespace creation failed: {stdout}{stderr}");
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples");
     let (ok, stdout, stderr) =
