@@ -54,8 +54,17 @@
 //!   disappears once they are gone;
 //! - a PUT without `metadata.resourceVersion` is an unconditional update, as for custom
 //!   resources; PUT never creates;
+//! - field selectors accept any dotted field path with `=`, `==` or `!=` (a real server allows
+//!   only `metadata.name`, `metadata.namespace` and declared selectable fields on custom
+//!   resources);
+//! - metadata checks are the name (a DNS subdomain) and the namespace (it must exist and not be
+//!   terminating); label and annotation syntax is not checked; a CRD is checked by parsing it,
+//!   its name, and the admission validator compiling its schemas and rules;
+//! - only CRDs and custom resources carry `metadata.generation`; Namespaces have no `finalize`
+//!   subresource and their `spec.finalizers` do not hold them;
 //! - Tables honour printer columns with simple JSONPaths (fields, indexes, `[*]`, equality
-//!   filters); built-in kinds get Name and Age (plus Status for namespaces, Holder for leases);
+//!   filters); built-in kinds get Name and Age (plus Status for namespaces, Holder for leases,
+//!   Type, Reason, Object and Message for events);
 //! - discovery is the legacy (unaggregated) form; kubectl falls back to it.
 
 mod apply;
