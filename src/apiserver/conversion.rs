@@ -1,6 +1,6 @@
 //! The versions of one stored object: every resource presents its objects with its own
 //! apiVersion, and `events.k8s.io/v1` Events are the core v1 Events under other field names, as
-//! in a real cluster (one storage, two views).
+//! in a real cluster (one storage, two views); and the metadata-only view.
 
 use serde_json::{Map, Value};
 
@@ -57,6 +57,15 @@ pub fn to_storage(resource: &ResourceType, received: Value) -> Value {
         rename(&mut object, EVENT_FIELDS.iter().copied());
     }
     object
+}
+
+/// An object reduced to its metadata, as `PartialObjectMetadata`.
+pub fn partial(object: &Value) -> Value {
+    serde_json::json!({
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": object.get("metadata").cloned().unwrap_or_else(|| Value::Object(Map::new())),
+    })
 }
 
 #[cfg(test)]

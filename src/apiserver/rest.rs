@@ -14,6 +14,7 @@ use hyper::body::Frame;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::conversion;
 use super::discovery;
 use super::faults::{Faults, Verb};
 use super::protobuf;
@@ -220,6 +221,15 @@ fn wants_table(headers: &HeaderMap) -> bool {
         .any(|accept| accept.contains("as=Table"))
 }
 
+/// Whether the client asked for metadata only (kube-runtime's metadata watcher, `get_metadata`).
+fn wants_metadata(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains("as=PartialObjectMetadata"))
+}
+
 fn dry_run(query: &Query, body: &Value) -> bool {
     query.get("dryRun").is_some_and(|value| value == "All")
         || body
@@ -319,6 +329,9 @@ fn answer_resource(
                     table::to_table(resource, &[object], include, metadata),
                 ));
             }
+            if wants_metadata(headers) {
+                return Ok(Reply::Json(200, conversion::partial(&object)));
+            }
             Ok(Reply::Json(200, object))
         }
         Verb::List => {
@@ -345,6 +358,18 @@ fn answer_resource(
                 return Ok(Reply::Json(
                     200,
                     table::to_table(resource, &page.items, include, metadata),
+                ));
+            }
+            if wants_metadata(headers) {
+                let items: Vec<Value> = page.items.iter().map(conversion::partial).collect();
+                return Ok(Reply::Json(
+                    200,
+                    json!({
+                        "apiVersion": "meta.k8s.io/v1",
+                        "kind": "PartialObjectMetadataList",
+                        "metadata": metadata,
+                        "items": items,
+                    }),
                 ));
             }
             Ok(Reply::Json(
@@ -568,6 +593,7 @@ fn watch(
         bookmarks: flag(query, "allowWatchBookmarks"),
         initial_events_end: send_initial,
         timeout,
+        metadata_only: wants_metadata(headers),
         table: wants_table(headers).then(|| {
             query
                 .get("includeObject")

@@ -30,6 +30,8 @@ pub struct WatchRequest {
     pub timeout: Option<Duration>,
     /// `Some(includeObject)` when the client asked for Tables (`kubectl get --watch`).
     pub table: Option<String>,
+    /// Whether the client asked for `PartialObjectMetadata` (kube-runtime's metadata watcher).
+    pub metadata_only: bool,
 }
 
 /// The watch event for a change as this watcher sees it, or `None` when it does not concern it.
@@ -52,7 +54,9 @@ fn event_for(request: &WatchRequest, change: &Change) -> Option<Value> {
         _ => return None,
     };
     let mut object = conversion::present(&request.resource, &change.object);
-    if let Some(include) = &request.table {
+    if request.metadata_only {
+        object = conversion::partial(&object);
+    } else if let Some(include) = &request.table {
         let metadata = json!({"resourceVersion": change.revision.to_string()});
         object = table::to_table(&request.resource, &[object], include, metadata);
     }

@@ -220,3 +220,54 @@ async fn a_watcher_recovers_from_dropped_watches_and_expired_history() {
     driver.abort();
     cluster.finish().await;
 }
+
+#[tokio::test]
+async fn a_metadata_watcher_and_get_metadata_see_only_metadata() {
+    let cluster = Cluster::start().await;
+    let widgets = cluster.widgets();
+    let mut labelled = widget("labelled", 7);
+    labelled.metadata.labels = Some([("tier".to_string(), "front".to_string())].into());
+    widgets
+        .create(&PostParams::default(), &labelled)
+        .await
+        .unwrap();
+    let metadata = widgets.get_metadata("labelled").await.unwrap();
+    assert_eq!(
+        metadata.labels().get("tier").map(String::as_str),
+        Some("front")
+    );
+    let listed = widgets.list_metadata(&Default::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let recorder = Arc::clone(&seen);
+    let driver = tokio::spawn(
+        watcher(
+            Api::<kube::core::PartialObjectMeta<Widget>>::namespaced(
+                cluster.client.clone(),
+                &cluster.namespace,
+            ),
+            watcher::Config::default(),
+        )
+        .applied_objects()
+        .for_each(move |object| {
+            if let Ok(object) = object {
+                recorder.lock().unwrap().push(object.name_any());
+            }
+            async {}
+        }),
+    );
+    widgets
+        .create(&PostParams::default(), &widget("later", 1))
+        .await
+        .unwrap();
+    eventually("the metadata watcher to see both objects", PATIENCE, || {
+        let mut names = seen.lock().unwrap().clone();
+        names.sort();
+        names.dedup();
+        async move { (names == vec!["labelled".to_string(), "later".to_string()]).then_some(()) }
+    })
+    .await;
+    driver.abort();
+    cluster.finish().await;
+}
