@@ -623,3 +623,44 @@ async fn a_foreground_delete_keeps_the_owner_until_its_dependents_are_gone() {
     .await;
     cluster.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_lose_no_update_with_optimistic_concurrency() {
+    let cluster = Cluster::start().await;
+    let widgets = cluster.widgets();
+    widgets
+        .create(&PostParams::default(), &widget("counter", 1))
+        .await
+        .unwrap();
+    let writers = 4;
+    let increments = 10;
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let widgets = widgets.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conflicts = 0;
+            for _ in 0..increments {
+                loop {
+                    let mut current = widgets.get("counter").await.unwrap();
+                    current.spec.size += 1;
+                    match widgets
+                        .replace("counter", &PostParams::default(), &current)
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(kube::Error::Api(status)) if status.code == 409 => conflicts += 1,
+                        Err(other) => panic!("unexpected error {other}"),
+                    }
+                }
+            }
+            conflicts
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let last = widgets.get("counter").await.unwrap();
+    assert_eq!(last.spec.size, 1 + writers * increments);
+    assert_eq!(last.metadata.generation, Some(1 + writers * increments));
+    cluster.finish().await;
+}
