@@ -142,3 +142,53 @@ async fn the_repository_crds_load_from_their_directory() {
         "widgets are not served without their crd"
     );
 }
+
+#[tokio::test]
+async fn a_watcher_rides_out_failed_lists_and_watches() {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    if real_cluster() {
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let widgets = cluster.widgets();
+    widgets
+        .create(&PostParams::default(), &widget("present", 1))
+        .await
+        .unwrap();
+    cluster.server().fail_next(Verb::List, "widgets", 500, 2);
+    cluster.server().fail_next(Verb::Watch, "widgets", 503, 1);
+    let mut objects = watcher(widgets.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let mut errors = 0;
+    let first = tokio::time::timeout(super::support::PATIENCE, async {
+        loop {
+            match objects.next().await {
+                Some(Ok(object)) => break object,
+                Some(Err(_)) => errors += 1,
+                None => panic!("the watcher stream ended"),
+            }
+        }
+    })
+    .await
+    .expect("the watcher recovers within the patience");
+    assert_eq!(first.spec.size, 1);
+    assert_eq!(errors, 2, "each injected list failure surfaces once");
+    widgets
+        .create(&PostParams::default(), &widget("later", 1))
+        .await
+        .unwrap();
+    let later = tokio::time::timeout(super::support::PATIENCE, async {
+        loop {
+            if let Some(Ok(object)) = objects.next().await {
+                break object;
+            }
+        }
+    })
+    .await
+    .expect("the watch resumes after the injected watch failure");
+    assert_eq!(kube::ResourceExt::name_any(&later), "later");
+    cluster.finish().await;
+}
