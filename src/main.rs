@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use healthlake_operator::emulator::{self, EmulatorConfig};
 use healthlake_operator::healthlake::HealthLake;
+use healthlake_operator::healthlake::limiter::RateLimited;
 use healthlake_operator::healthlake::sdk::{SdkHealthLake, SdkSettings};
 use healthlake_operator::run::RunArgs;
 
@@ -65,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
-    use healthlake_operator::emulator::{self, EmulatorConfig, Quotas};
+    use healthlake_operator::emulator::Quotas;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -108,12 +110,37 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("failed to connect to kubernetes")?;
     let mut settings = SdkSettings::new(args.region.clone());
-    if let Some(endpoint_url) = &args.endpoint_url {
-        settings = settings.with_endpoint_url(endpoint_url.clone());
-    }
+    // Kept alive for as long as the operator runs.
+    let mut in_process_emulator = None;
+    let sdk = if args.emulator {
+        let config = EmulatorConfig {
+            region: args.region.clone(),
+            ..EmulatorConfig::default()
+        }
+        .with_profile(args.emulator_profile);
+        let running = emulator::start(config, "127.0.0.1:0")
+            .await
+            .context("failed to start the in-process emulator")?;
+        tracing::warn!(endpoint = %running.endpoint_url(), "running against the in-process HealthLake emulator: nothing reaches AWS");
+        settings = settings.with_endpoint_url(running.endpoint_url());
+        in_process_emulator = Some(running);
+        SdkHealthLake::with_static_credentials(settings)
+    } else {
+        if let Some(endpoint_url) = &args.endpoint_url {
+            settings = settings.with_endpoint_url(endpoint_url.clone());
+        }
+        SdkHealthLake::from_default_chain(settings).await
+    };
+    let limits = args
+        .rate_limits
+        .config()
+        .context("invalid rate limit flags")?;
     let healthlake: Arc<dyn HealthLake> =
-        Arc::new(SdkHealthLake::from_default_chain(settings).await);
+        Arc::new(RateLimited::new(sdk, limits).context("invalid rate limit flags")?);
     healthlake_operator::run::run(args, client, healthlake).await?;
+    if let Some(running) = in_process_emulator {
+        running.shutdown().await?;
+    }
     Ok(())
 }
 
