@@ -31,6 +31,22 @@ enum Command {
     },
     /// Run the HealthLake emulator: AWS's HealthLake API on a loopback port, for tests and trials.
     Emulator(EmulatorArgs),
+    /// Serve an in-memory Kubernetes API with the CRDs loaded, for trying the operator and
+    /// kubectl without a cluster (built with the `test-apiserver` feature).
+    #[cfg(feature = "test-apiserver")]
+    Sandbox(SandboxArgs),
+}
+
+/// Options of `healthlake-operator sandbox`.
+#[cfg(feature = "test-apiserver")]
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// The loopback address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: String,
+    /// Also write the kubeconfig for the sandbox here.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
 }
 
 /// Options of `healthlake-operator emulator`.
@@ -63,7 +79,47 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => run_operator(args).await,
         Command::Crd { output_dir } => write_crds(output_dir),
         Command::Emulator(arguments) => run_emulator(arguments).await,
+        #[cfg(feature = "test-apiserver")]
+        Command::Sandbox(arguments) => run_sandbox(arguments).await,
     }
+}
+
+#[cfg(feature = "test-apiserver")]
+async fn run_sandbox(arguments: SandboxArgs) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, PostParams};
+
+    init_tracing();
+    let server = healthlake_operator::apiserver::ApiServer::new();
+    for (file_name, yaml) in healthlake_operator::api::crd_documents()? {
+        server.load_crds_yaml(&yaml, &file_name)?;
+    }
+    let default = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some("default".to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // The namespace may exist already; either way it exists afterwards.
+    let _ = Api::<Namespace>::all(server.client())
+        .create(&PostParams::default(), &default)
+        .await;
+    let served = server.serve(&arguments.listen).await?;
+    let kubeconfig = match arguments.kubeconfig {
+        Some(path) => {
+            std::fs::copy(served.kubeconfig_path(), &path)
+                .with_context(|| format!("failed to write {}", path.display()))?;
+            path
+        }
+        None => served.kubeconfig_path().to_path_buf(),
+    };
+    println!("in-memory kubernetes api on {}", served.url());
+    println!("export KUBECONFIG={}", kubeconfig.display());
+    tokio::signal::ctrl_c()
+        .await
+        .context("failed to wait for ctrl-c")?;
+    Ok(())
 }
 
 async fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
