@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use healthlake_operator::emulator::{self, EmulatorConfig};
 use healthlake_operator::healthlake::HealthLake;
+use healthlake_operator::healthlake::limiter::RateLimited;
 use healthlake_operator::healthlake::sdk::{SdkHealthLake, SdkSettings};
 use healthlake_operator::run::RunArgs;
 
@@ -29,6 +31,22 @@ enum Command {
     },
     /// Run the HealthLake emulator: AWS's HealthLake API on a loopback port, for tests and trials.
     Emulator(EmulatorArgs),
+    /// Serve an in-memory Kubernetes API with the CRDs loaded, for trying the operator and
+    /// kubectl without a cluster (built with the `test-apiserver` feature).
+    #[cfg(feature = "test-apiserver")]
+    Sandbox(SandboxArgs),
+}
+
+/// Options of `healthlake-operator sandbox`.
+#[cfg(feature = "test-apiserver")]
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// The loopback address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: String,
+    /// Also write the kubeconfig for the sandbox here.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
 }
 
 /// Options of `healthlake-operator emulator`.
@@ -61,11 +79,51 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => run_operator(args).await,
         Command::Crd { output_dir } => write_crds(output_dir),
         Command::Emulator(arguments) => run_emulator(arguments).await,
+        #[cfg(feature = "test-apiserver")]
+        Command::Sandbox(arguments) => run_sandbox(arguments).await,
     }
 }
 
+#[cfg(feature = "test-apiserver")]
+async fn run_sandbox(arguments: SandboxArgs) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, PostParams};
+
+    init_tracing();
+    let server = healthlake_operator::apiserver::ApiServer::new();
+    for (file_name, yaml) in healthlake_operator::api::crd_documents()? {
+        server.load_crds_yaml(&yaml, &file_name)?;
+    }
+    let default = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some("default".to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // The namespace may exist already; either way it exists afterwards.
+    let _ = Api::<Namespace>::all(server.client())
+        .create(&PostParams::default(), &default)
+        .await;
+    let served = server.serve(&arguments.listen).await?;
+    let kubeconfig = match arguments.kubeconfig {
+        Some(path) => {
+            std::fs::copy(served.kubeconfig_path(), &path)
+                .with_context(|| format!("failed to write {}", path.display()))?;
+            path
+        }
+        None => served.kubeconfig_path().to_path_buf(),
+    };
+    println!("in-memory kubernetes api on {}", served.url());
+    println!("export KUBECONFIG={}", kubeconfig.display());
+    tokio::signal::ctrl_c()
+        .await
+        .context("failed to wait for ctrl-c")?;
+    Ok(())
+}
+
 async fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
-    use healthlake_operator::emulator::{self, EmulatorConfig, Quotas};
+    use healthlake_operator::emulator::Quotas;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -108,12 +166,37 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("failed to connect to kubernetes")?;
     let mut settings = SdkSettings::new(args.region.clone());
-    if let Some(endpoint_url) = &args.endpoint_url {
-        settings = settings.with_endpoint_url(endpoint_url.clone());
-    }
+    // Kept alive for as long as the operator runs.
+    let mut in_process_emulator = None;
+    let sdk = if args.emulator {
+        let config = EmulatorConfig {
+            region: args.region.clone(),
+            ..EmulatorConfig::default()
+        }
+        .with_profile(args.emulator_profile);
+        let running = emulator::start(config, "127.0.0.1:0")
+            .await
+            .context("failed to start the in-process emulator")?;
+        tracing::warn!(endpoint = %running.endpoint_url(), "running against the in-process HealthLake emulator: nothing reaches AWS");
+        settings = settings.with_endpoint_url(running.endpoint_url());
+        in_process_emulator = Some(running);
+        SdkHealthLake::with_static_credentials(settings)
+    } else {
+        if let Some(endpoint_url) = &args.endpoint_url {
+            settings = settings.with_endpoint_url(endpoint_url.clone());
+        }
+        SdkHealthLake::from_default_chain(settings).await
+    };
+    let limits = args
+        .rate_limits
+        .config()
+        .context("invalid rate limit flags")?;
     let healthlake: Arc<dyn HealthLake> =
-        Arc::new(SdkHealthLake::from_default_chain(settings).await);
+        Arc::new(RateLimited::new(sdk, limits).context("invalid rate limit flags")?);
     healthlake_operator::run::run(args, client, healthlake).await?;
+    if let Some(running) = in_process_emulator {
+        running.shutdown().await?;
+    }
     Ok(())
 }
 

@@ -91,6 +91,22 @@ pub struct RunArgs {
     /// Namespace of the leader-election Lease (normally the operator's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
+    /// Start the HealthLake emulator in-process and send every HealthLake call to it, to try the
+    /// operator on a cluster without AWS. Nothing reaches AWS in this mode.
+    #[arg(long, env = "HEALTHLAKE_OPERATOR_EMULATOR")]
+    pub emulator: bool,
+    /// With `--emulator`: how long emulated datastores and jobs take, `fast` (seconds) or
+    /// `realistic` (AWS-like minutes).
+    #[arg(
+        long,
+        env = "HEALTHLAKE_OPERATOR_EMULATOR_PROFILE",
+        value_enum,
+        default_value = "fast"
+    )]
+    pub emulator_profile: crate::emulator::Profile,
+    /// Client-side request quotas per region and operation class.
+    #[command(flatten)]
+    pub rate_limits: crate::healthlake::limiter::RateLimitArgs,
 }
 
 /// Why the operator stopped.

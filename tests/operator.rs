@@ -6,4 +6,5 @@ mod operator {
     mod datastore;
     pub mod harness;
     mod jobs;
+    mod quota;
 }

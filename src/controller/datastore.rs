@@ -63,54 +63,52 @@ async fn apply(
     let observed = match observe(context, &region, &lookup, &meta.uid).await {
         Ok(observed) => observed,
         Err(error) => {
-            return fail(
-                api,
-                object,
-                context,
-                &status,
-                &error,
-                &format!("look up datastore of {}", meta.name),
-            )
-            .await;
+            let action = format!("look up datastore of {}", meta.name);
+            return fail(api, object, context, &status, &status, &error, &action).await;
         }
     };
-    let now = context.now();
     let decision = decide::apply(&DatastoreInput {
         meta: &meta,
         spec: &object.spec,
         status: &status,
         region: &region,
         observed: &observed,
-        now,
+        now: context.now(),
     });
-    write_status(api, &meta.name, &status, &decision.status).await?;
     if let Some(notice) = &decision.notice {
         context.publish(object, notice, "Reconcile").await;
     }
-    match &decision.action {
+    // One status write per reconcile, after the AWS call that changes something, so that a
+    // wait for quota does not flap the conditions between "about to" and "waiting".
+    let written = match &decision.action {
         DatastoreAction::Create(request) => {
             match context.healthlake.create_datastore(&region, request).await {
                 Ok(summary) => {
                     let created =
                         decide::after_create(&decision.status, &summary, &meta, context.now());
-                    write_status(api, &meta.name, &decision.status, &created).await?;
-                    let notice = crate::decide::Notice::normal(
-                        "Created",
-                        format!(
-                            "HealthLake accepted datastore {} ({})",
-                            summary.id, request.name
-                        ),
+                    let message = format!(
+                        "HealthLake accepted datastore {} ({})",
+                        summary.id, request.name
                     );
-                    context.publish(object, &notice, "Create").await;
+                    context
+                        .publish(
+                            object,
+                            &crate::decide::Notice::normal("Created", message),
+                            "Create",
+                        )
+                        .await;
+                    created
                 }
                 Err(error) => {
+                    let action = format!("create datastore {}", request.name);
                     return fail(
                         api,
                         object,
                         context,
+                        &status,
                         &decision.status,
                         &error,
-                        &format!("create datastore {}", request.name),
+                        &action,
                     )
                     .await;
                 }
@@ -118,21 +116,25 @@ async fn apply(
         }
         DatastoreAction::SyncTags { arn, add, remove } => {
             if let Err(error) = sync_tags(context, &region, arn, add, remove).await {
+                let action = format!("sync tags of datastore {arn}");
                 return fail(
                     api,
                     object,
                     context,
+                    &status,
                     &decision.status,
                     &error,
-                    &format!("sync tags of datastore {arn}"),
+                    &action,
                 )
                 .await;
             }
+            decision.status.clone()
         }
         DatastoreAction::None
         | DatastoreAction::Delete { .. }
-        | DatastoreAction::ReleaseFinalizer => {}
-    }
+        | DatastoreAction::ReleaseFinalizer => decision.status.clone(),
+    };
+    write_status(api, &meta.name, &status, &written).await?;
     context.errors.succeeded(&key);
     Ok(context.action(&key, decision.requeue))
 }
@@ -161,16 +163,9 @@ async fn cleanup(
         match observe(context, &region, &lookup, &meta.uid).await {
             Ok(observed) => observed,
             Err(error) => {
-                let action = fail(
-                    api,
-                    object,
-                    context,
-                    &status,
-                    &error,
-                    &format!("look up datastore of {}", meta.name),
-                )
-                .await?;
-                return Err(Error::CleanupPending(action));
+                let action = format!("look up datastore of {}", meta.name);
+                let requeue = fail(api, object, context, &status, &status, &error, &action).await?;
+                return Err(Error::CleanupPending(requeue));
             }
         }
     };
@@ -182,44 +177,48 @@ async fn cleanup(
         observed: &observed,
         now: context.now(),
     });
-    write_status(api, &meta.name, &status, &decision.status).await?;
     if let Some(notice) = &decision.notice {
         context.publish(object, notice, "Delete").await;
     }
-    match &decision.action {
+    let written = match &decision.action {
         DatastoreAction::ReleaseFinalizer => {
             context.errors.forget(&key);
             return Ok(Action::await_change());
         }
-        DatastoreAction::Delete { datastore_id } => match context
-            .healthlake
-            .delete_datastore(&region, datastore_id)
-            .await
-        {
-            Ok(summary) => {
-                let deleting =
-                    decide::after_delete(&decision.status, &summary, &meta, context.now());
-                write_status(api, &meta.name, &decision.status, &deleting).await?;
+        DatastoreAction::Delete { datastore_id } => {
+            match context
+                .healthlake
+                .delete_datastore(&region, datastore_id)
+                .await
+            {
+                Ok(summary) => {
+                    decide::after_delete(&decision.status, &summary, &meta, context.now())
+                }
+                Err(HealthLakeError::NotFound { .. }) => {
+                    context.errors.forget(&key);
+                    return Ok(Action::await_change());
+                }
+                Err(error) => {
+                    let action = format!("delete datastore {datastore_id}");
+                    let requeue = fail(
+                        api,
+                        object,
+                        context,
+                        &status,
+                        &decision.status,
+                        &error,
+                        &action,
+                    )
+                    .await?;
+                    return Err(Error::CleanupPending(requeue));
+                }
             }
-            Err(HealthLakeError::NotFound { .. }) => {
-                context.errors.forget(&key);
-                return Ok(Action::await_change());
-            }
-            Err(error) => {
-                let action = fail(
-                    api,
-                    object,
-                    context,
-                    &decision.status,
-                    &error,
-                    &format!("delete datastore {datastore_id}"),
-                )
-                .await?;
-                return Err(Error::CleanupPending(action));
-            }
-        },
-        DatastoreAction::None | DatastoreAction::Create(_) | DatastoreAction::SyncTags { .. } => {}
-    }
+        }
+        DatastoreAction::None | DatastoreAction::Create(_) | DatastoreAction::SyncTags { .. } => {
+            decision.status.clone()
+        }
+    };
+    write_status(api, &meta.name, &status, &written).await?;
     context.errors.succeeded(&key);
     let requeue = match decision.requeue {
         Requeue::AwaitChange => Requeue::LongOperation,
@@ -228,19 +227,21 @@ async fn cleanup(
     Err(Error::CleanupPending(context.action(&key, requeue)))
 }
 
-/// Turns a failed HealthLake call into conditions, an event, a metric and a requeue.
+/// Turns a failed HealthLake call into conditions, an event, a metric and a requeue. `base` is
+/// the status the reconcile had decided on; `current` is what the object holds now.
 async fn fail(
     api: &Api<FHIRDatastore>,
     object: &FHIRDatastore,
     context: &Context,
-    status: &FHIRDatastoreStatus,
+    current: &FHIRDatastoreStatus,
+    base: &FHIRDatastoreStatus,
     error: &HealthLakeError,
     action: &str,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
     let key = key_of(KIND, object);
     context.metrics.healthlake_error(KIND, error.class());
-    let mut next = status.clone();
+    let mut next = base.clone();
     next.observed_generation = meta.generation;
     let (requeue, notice) = on_error(
         &mut next.conditions,
@@ -249,7 +250,7 @@ async fn fail(
         meta.generation,
         context.now(),
     );
-    write_status(api, &meta.name, status, &next).await?;
+    write_status(api, &meta.name, current, &next).await?;
     if let Some(notice) = &notice {
         context.publish(object, notice, "Reconcile").await;
     }

@@ -159,9 +159,8 @@ pub(super) async fn run<K: JobKind>(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let jobs: Api<K> = scoped_api(&context.client, namespace.as_deref());
-    let controller =
-        Controller::new(jobs, watcher::Config::default().any_semantic()).with_config(config);
-    let job_store = controller.store();
+    let (job_store, changes) = super::watched(jobs);
+    let controller = Controller::for_stream(changes, job_store.clone()).with_config(config);
     let controller = controller.watches(
         datastores_api,
         watcher::Config::default().any_semantic(),
@@ -256,15 +255,8 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
                 Ok(job) => Some(JobObservation::Described(job)),
                 Err(HealthLakeError::NotFound { .. }) => Some(JobObservation::Gone),
                 Err(error) => {
-                    return fail(
-                        &api,
-                        object,
-                        context,
-                        &status,
-                        &error,
-                        &format!("describe {} job {job_id}", K::VERB),
-                    )
-                    .await;
+                    let action = format!("describe {} job {job_id}", K::VERB);
+                    return fail(&api, object, context, &status, &status, &error, &action).await;
                 }
             }
         }
@@ -279,12 +271,13 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
         ttl_seconds_after_finished: object.ttl(),
         now: context.now(),
     });
-    write_status(&api, &meta.name, &status, &decision.status).await?;
     if let Some(notice) = &decision.notice {
         context.publish(object, notice, "Reconcile").await;
     }
-    match &decision.action {
-        JobAction::None => {}
+    // One status write per reconcile, after the start if there is one (see the datastore
+    // controller for why).
+    let written = match &decision.action {
+        JobAction::None => decision.status.clone(),
         JobAction::Start {
             datastore_id,
             region,
@@ -294,32 +287,32 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
                 .await
             {
                 Ok(started) => {
-                    let recorded = decide::after_start(
+                    let message = format!(
+                        "started {} job {} on datastore {datastore_id}",
+                        K::VERB,
+                        started.job_id
+                    );
+                    context
+                        .publish(object, &Notice::normal("Started", message), "Start")
+                        .await;
+                    decide::after_start(
                         &decision.status,
                         &started,
                         datastore_id,
                         &meta,
                         context.now(),
-                    );
-                    write_status(&api, &meta.name, &decision.status, &recorded).await?;
-                    let notice = Notice::normal(
-                        "Started",
-                        format!(
-                            "started {} job {} on datastore {datastore_id}",
-                            K::VERB,
-                            started.job_id
-                        ),
-                    );
-                    context.publish(object, &notice, "Start").await;
+                    )
                 }
                 Err(error) => {
+                    let action = format!("start {} job on datastore {datastore_id}", K::VERB);
                     return fail(
                         &api,
                         object,
                         context,
+                        &status,
                         &decision.status,
                         &error,
-                        &format!("start {} job on datastore {datastore_id}", K::VERB),
+                        &action,
                     )
                     .await;
                 }
@@ -334,7 +327,8 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
             context.errors.forget(&key);
             return Ok(Action::await_change());
         }
-    }
+    };
+    write_status(&api, &meta.name, &status, &written).await?;
     context.errors.succeeded(&key);
     Ok(context.action(&key, decision.requeue))
 }
@@ -348,18 +342,21 @@ fn datastore_id_of<S: JobRecord>(status: &S, target: &Target) -> Option<String> 
     }
 }
 
+/// Turns a failed HealthLake call into conditions, an event, a metric and a requeue. `base` is
+/// the status the reconcile had decided on; `current` is what the object holds now.
 async fn fail<K: JobKind>(
     api: &Api<K>,
     object: &K,
     context: &Context,
-    status: &K::Status,
+    current: &K::Status,
+    base: &K::Status,
     error: &HealthLakeError,
     action: &str,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
     let key = key_of(K::KIND, object);
     context.metrics.healthlake_error(K::KIND, error.class());
-    let mut next = status.clone();
+    let mut next = base.clone();
     next.set_observed_generation(meta.generation);
     let (requeue, notice) = on_error(
         next.conditions_mut(),
@@ -368,7 +365,7 @@ async fn fail<K: JobKind>(
         meta.generation,
         context.now(),
     );
-    write_status(api, &meta.name, status, &next).await?;
+    write_status(api, &meta.name, current, &next).await?;
     if let Some(notice) = &notice {
         context.publish(object, notice, "Reconcile").await;
     }

@@ -18,7 +18,8 @@ use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -135,6 +136,7 @@ impl Context {
             Requeue::Resync => Action::requeue(jitter(self.settings.resync, 10)),
             Requeue::Backoff => Action::requeue(self.errors.backoff(key)),
             Requeue::After(wait) => Action::requeue(jitter(wait, 10)),
+            Requeue::Quota(wait) => Action::requeue(jitter(wait.min(self.settings.poll_long), 10)),
             Requeue::AwaitChange => Action::await_change(),
         }
     }
@@ -269,6 +271,42 @@ fn key_of<K: Resource>(kind: &'static str, object: &K) -> ObjectKey {
     }
 }
 
+/// What makes an object worth reconciling again at once: a new object, a spec change
+/// (generation), a deletion request or a finalizer change. Status-only changes, most of them the
+/// operator's own writes, are left to the requeue schedule; otherwise every status patch would
+/// trigger another poll of AWS, as fast as the rate limiter allows.
+fn relevant_change<K: Resource>(object: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = object.meta();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.uid.hash(&mut hasher);
+    meta.generation.hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// A cache of `api`'s objects, without `managedFields` (nothing reads them, and they are often
+/// most of an object's size), and the stream of relevant changes that drives a controller.
+fn watched<K>(
+    api: Api<K>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(relevant_change, PredicateConfig::default());
+    (reader, stream)
+}
+
 /// Runs the three controllers over `namespaces` (all namespaces when empty) until `shutdown`
 /// resolves.
 pub async fn run(
@@ -286,12 +324,9 @@ pub async fn run(
     for scope in scopes {
         let datastores: Api<FHIRDatastore> = scoped_api(&context.client, scope.as_deref());
         let config = controller_config(&context.settings);
-        let datastore_controller = Controller::new(
-            datastores.clone(),
-            watcher::Config::default().any_semantic(),
-        )
-        .with_config(config.clone());
-        let datastore_store = datastore_controller.store();
+        let (datastore_store, changes) = watched(datastores.clone());
+        let datastore_controller =
+            Controller::for_stream(changes, datastore_store.clone()).with_config(config.clone());
         let shutdown_signal = wait_for(stopped.clone());
         tasks.spawn(
             datastore_controller

@@ -28,8 +28,11 @@ pub enum Requeue {
     Resync,
     /// Back off exponentially (with jitter) because a call failed in a way that may pass.
     Backoff,
-    /// Look again after exactly this long (the rate limiter's estimate, or a TTL).
+    /// Look again after exactly this long (a TTL running out).
     After(Duration),
+    /// The rate limiter has budget again after this long: look again then, or at the long-poll
+    /// interval if that comes first (a look that finds no budget costs no AWS call).
+    Quota(Duration),
     /// Nothing will change until the object changes: wait for a watch event.
     AwaitChange,
 }
@@ -177,7 +180,7 @@ pub fn on_error(
                 generation,
                 now,
             );
-            (Requeue::After(*retry_after), None)
+            (Requeue::Quota(*retry_after), None)
         }
         HealthLakeError::Terminal { reason, message } => {
             let text = format!("failed to {action}: {message}");

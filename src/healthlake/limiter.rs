@@ -36,7 +36,7 @@ pub use args::RateLimitArgs;
 use clock::later;
 pub use clock::{Clock, ManualClock, SystemClock, following};
 pub use quota::{Quota, RateLimitConfig, RateLimitConfigError};
-pub use rate_limited::RateLimited;
+pub use rate_limited::{DEFAULT_INLINE_WAIT, RateLimited};
 
 /// One (region, operation class) bucket.
 #[derive(Debug)]

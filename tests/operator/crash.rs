@@ -6,66 +6,40 @@ use std::time::Duration;
 
 use healthlake_operator::api::{FHIRDatastore, FHIRImportJob};
 use healthlake_operator::apiserver::Verb;
-use healthlake_operator::emulator::{Fault, Operation};
+use healthlake_operator::emulator::Operation;
 use kube::api::{DeleteParams, PostParams};
 
 use super::datastore::{CREATION, create_ready, datastore};
-use super::harness::{Rig, condition, eventually, fast_settings, is_true, wait_for, wait_gone};
+use super::harness::{Rig, eventually, fast_settings, is_true, wait_for, wait_gone};
 use super::jobs::import_job;
 
-/// Slows `operation` down enough for the test to block status writes while the call is in
-/// flight.
-fn slow(operation: Operation) -> Fault {
-    Fault::Latency {
-        operation: Some(operation),
-        millis: 400,
-    }
-}
-
-fn reconciling_reason(
-    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-) -> String {
-    condition(conditions, "Reconciling").1
-}
-
-/// Blocks every status write of `resource`, waits until AWS has answered `done`, then stops the
-/// operator and lifts the block: the state a crash between the AWS answer and the status write
-/// leaves behind.
-async fn crash_after_aws_answered(
-    rig: &mut Rig,
-    status_resource: &str,
-    done: impl Fn(&Rig) -> bool,
-) {
+/// Makes every status write of `status_resource` fail, as if the operator died right after AWS
+/// answered and before the answer reached the object.
+fn block_status_writes(rig: &Rig, status_resource: &str) {
     rig.apiserver
         .fail_next(Verb::Patch, status_resource, 500, 10_000);
+}
+
+/// Waits until AWS has answered, then stops the operator and lifts the block: the state such a
+/// crash leaves behind.
+async fn crash_once_aws_answered(rig: &mut Rig, done: impl Fn(&Rig) -> bool) {
     eventually("AWS answered", || async { done(rig) }).await;
     rig.stop_operator().await;
     rig.apiserver.clear_faults();
-    rig.emulator.clear_faults();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_create_and_status_write_never_duplicates_the_datastore() {
     let mut rig = Rig::start().await;
-    rig.emulator.inject(slow(Operation::CreateFhirDatastore));
     let api = rig.api::<FHIRDatastore>();
+    block_status_writes(&rig, "fhirdatastores/status");
     api.create(
         &PostParams::default(),
         &datastore("patients", "  deletionPolicy: Delete\n"),
     )
     .await
     .expect("admitted");
-    wait_for(&api, "patients", "about to create", |object| {
-        object
-            .status
-            .as_ref()
-            .is_some_and(|status| reconciling_reason(&status.conditions) == "Creating")
-    })
-    .await;
-    crash_after_aws_answered(&mut rig, "fhirdatastores/status", |rig| {
-        rig.emulator.state().datastores.len() == 1
-    })
-    .await;
+    crash_once_aws_answered(&mut rig, |rig| rig.emulator.state().datastores.len() == 1).await;
     let lost = api.get("patients").await.expect("object");
     assert!(
         lost.status.and_then(|status| status.datastore_id).is_none(),
@@ -96,23 +70,13 @@ async fn a_crash_between_create_and_status_write_never_duplicates_the_datastore(
 async fn a_crash_between_start_and_status_write_never_duplicates_the_job() {
     let mut rig = Rig::start().await;
     create_ready(&rig, "patients", "  deletionPolicy: Delete\n").await;
-    rig.emulator.inject(slow(Operation::StartFhirImportJob));
     let imports = rig.api::<FHIRImportJob>();
+    block_status_writes(&rig, "fhirimportjobs/status");
     imports
         .create(&PostParams::default(), &import_job("nightly", "patients"))
         .await
         .expect("admitted");
-    wait_for(&imports, "nightly", "about to start", |object| {
-        object
-            .status
-            .as_ref()
-            .is_some_and(|status| reconciling_reason(&status.conditions) == "Starting")
-    })
-    .await;
-    crash_after_aws_answered(&mut rig, "fhirimportjobs/status", |rig| {
-        rig.emulator.state().jobs.len() == 1
-    })
-    .await;
+    crash_once_aws_answered(&mut rig, |rig| rig.emulator.state().jobs.len() == 1).await;
     let lost = imports.get("nightly").await.expect("object");
     assert!(
         lost.status.and_then(|status| status.job_id).is_none(),
@@ -132,7 +96,7 @@ async fn a_crash_between_start_and_status_write_never_duplicates_the_job() {
     assert_eq!(
         jobs.len(),
         1,
-        "the ClientToken made the second start return the first job"
+        "the ClientToken made every repeated start return the first job"
     );
     assert_eq!(
         done.status.and_then(|status| status.job_id),
@@ -149,17 +113,10 @@ async fn a_crash_between_delete_and_status_write_deletes_once() {
         .status
         .and_then(|status| status.datastore_id)
         .expect("id");
-    rig.emulator.inject(slow(Operation::DeleteFhirDatastore));
+    block_status_writes(&rig, "fhirdatastores/status");
     api.delete("doomed", &DeleteParams::default())
         .await
         .expect("delete accepted");
-    wait_for(&api, "doomed", "about to delete", |object| {
-        object
-            .status
-            .as_ref()
-            .is_some_and(|status| reconciling_reason(&status.conditions) == "Deleting")
-    })
-    .await;
     let deleting = |rig: &Rig| {
         rig.emulator
             .state()
@@ -167,7 +124,7 @@ async fn a_crash_between_delete_and_status_write_deletes_once() {
             .get(&id)
             .is_some_and(|record| record.status.aws_name() == "DELETING")
     };
-    crash_after_aws_answered(&mut rig, "fhirdatastores/status", deleting).await;
+    crash_once_aws_answered(&mut rig, deleting).await;
 
     rig.start_operator(fast_settings(rig.emulator.region()));
     rig.advance(Duration::from_secs(5));

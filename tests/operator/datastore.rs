@@ -489,3 +489,58 @@ async fn an_existing_datastore_is_adopted_by_id() {
         Some("ACTIVE")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_object_is_refused_at_admission_and_never_reaches_aws() {
+    let rig = Rig::start().await;
+    let api = rig.api::<FHIRDatastore>();
+    let spec =
+        "  sseConfiguration:\n    kmsEncryptionConfig:\n      cmkType: CUSTOMER_MANAGED_KMS_KEY\n";
+    let refused = api
+        .create(&PostParams::default(), &datastore("no-key", spec))
+        .await
+        .expect_err("refused");
+    let kube::Error::Api(status) = refused else {
+        panic!("expected an API error, got {refused:?}")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("spec.sseConfiguration.kmsEncryptionConfig.kmsKeyId"),
+        "{}",
+        status.message
+    );
+    assert!(
+        status
+            .message
+            .contains("kmsKeyId is required when cmkType is CUSTOMER_MANAGED_KMS_KEY"),
+        "{}",
+        status.message
+    );
+
+    let object = create_ready(&rig, "fixed", "  deletionPolicy: Delete\n").await;
+    let change = serde_json::json!({"spec": {"datastoreName": "renamed"}});
+    let refused = api
+        .patch("fixed", &PatchParams::default(), &Patch::Merge(&change))
+        .await
+        .expect_err("refused");
+    let kube::Error::Api(status) = refused else {
+        panic!("expected an API error, got {refused:?}")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("datastoreName"),
+        "{}",
+        status.message
+    );
+    assert_eq!(
+        rig.calls(Operation::CreateFhirDatastore),
+        1,
+        "only the valid object reached AWS"
+    );
+    assert_eq!(
+        api.get("fixed").await.expect("kept").metadata.generation,
+        object.metadata.generation
+    );
+}

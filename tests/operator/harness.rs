@@ -13,6 +13,9 @@ use healthlake_operator::controller::metrics::Metrics;
 use healthlake_operator::controller::{self, Context, Settings};
 use healthlake_operator::emulator::{self, EmulatorConfig, Operation, RunningEmulator};
 use healthlake_operator::healthlake::HealthLake;
+use healthlake_operator::healthlake::limiter::{
+    Quota, RateLimitConfig, RateLimited, RateLimiter, following,
+};
 use healthlake_operator::healthlake::sdk::{SdkHealthLake, SdkSettings};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
@@ -50,14 +53,30 @@ pub fn fast_settings(region: &str) -> Settings {
     }
 }
 
+/// Client-side limits far above anything a test does. The burst matters: the limiter runs on the
+/// emulator's frozen clock, where budget only comes back when a test advances it.
+pub fn unlimited() -> RateLimitConfig {
+    RateLimitConfig {
+        datastore_lifecycle: Quota::per_second(10_000).with_burst(1_000_000),
+        job_start: Quota::per_second(10_000).with_burst(1_000_000),
+        read: Quota::per_second(10_000).with_burst(1_000_000),
+        ..RateLimitConfig::default()
+    }
+}
+
 impl Rig {
-    /// A rig with the emulator's test configuration and the operator running.
+    /// A rig with the emulator's test configuration (no quotas) and a limiter that never waits.
     pub async fn start() -> Self {
-        Self::start_with(EmulatorConfig::for_tests(), |_| {}).await
+        Self::start_with(EmulatorConfig::for_tests(), unlimited(), |_| {}).await
     }
 
-    /// A rig with a given emulator configuration and settings adjusted by `adjust`.
-    pub async fn start_with(config: EmulatorConfig, adjust: impl FnOnce(&mut Settings)) -> Self {
+    /// A rig with a given emulator configuration, client-side limits, and settings adjusted by
+    /// `adjust`.
+    pub async fn start_with(
+        config: EmulatorConfig,
+        limits: RateLimitConfig,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
         // Logs only when asked for (RUST_LOG=...), into the test's captured output.
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
             let _ = tracing_subscriber::fmt()
@@ -86,8 +105,19 @@ impl Rig {
             .expect("emulator starts");
         let sdk_settings =
             SdkSettings::new(emulator.region()).with_endpoint_url(emulator.endpoint_url());
-        let healthlake: Arc<dyn HealthLake> =
-            Arc::new(SdkHealthLake::with_static_credentials(sdk_settings));
+        let sdk = SdkHealthLake::with_static_credentials(sdk_settings);
+        // The limiter runs on the emulator's clock too, so that advancing it releases quota.
+        let emulator_clock = emulator.emulator().clone();
+        let limiter_clock = following(move || {
+            jiff::Timestamp::try_from(emulator_clock.now())
+                .unwrap_or_else(|_| jiff::Timestamp::now())
+        });
+        let limiter = Arc::new(RateLimiter::new(limits).expect("valid limits"));
+        let healthlake: Arc<dyn HealthLake> = Arc::new(RateLimited::with_limiter(
+            sdk,
+            limiter,
+            Arc::new(limiter_clock),
+        ));
         let mut rig = Rig {
             apiserver,
             client,

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -17,12 +18,24 @@ use crate::healthlake::{
 /// Regions are bucketed by the string the caller passes; pass the resolved region (a
 /// datastore's `spec.region`, else the operator's default), never an empty string, so that calls
 /// for the same region share one budget.
+///
+/// A wait up to [`RateLimited::with_inline_wait`] long is spent inside the call: a reconcile
+/// that needs two reads in a row (describe, then list tags) would otherwise give up the second
+/// read every time the first spent the budget, and never finish. Longer waits (creates, deletes
+/// and job starts at one a minute) come back as [`HealthLakeError::WaitingForQuota`].
 #[derive(Clone)]
 pub struct RateLimited<H> {
     inner: H,
     limiter: Arc<RateLimiter>,
     clock: Arc<dyn Clock>,
+    inline_wait: Duration,
 }
+
+/// How long a call may wait for budget inside the call by default: a few read intervals.
+pub const DEFAULT_INLINE_WAIT: Duration = Duration::from_secs(2);
+
+/// How many times a call waits inside the call before it reports `WaitingForQuota`.
+const INLINE_ATTEMPTS: u32 = 3;
 
 impl<H> fmt::Debug for RateLimited<H> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -43,7 +56,15 @@ impl<H: HealthLake> RateLimited<H> {
             inner,
             Arc::new(RateLimiter::new(config)?),
             Arc::new(SystemClock),
-        ))
+        )
+        .with_inline_wait(DEFAULT_INLINE_WAIT))
+    }
+
+    /// The same wrapper, waiting inside the call when budget comes back within `wait` (zero, the
+    /// default of [`RateLimited::with_limiter`], never waits).
+    pub fn with_inline_wait(mut self, wait: Duration) -> Self {
+        self.inline_wait = wait;
+        self
     }
 
     /// Wraps `inner` with a shared limiter and a clock of the caller's choosing.
@@ -52,6 +73,7 @@ impl<H: HealthLake> RateLimited<H> {
             inner,
             limiter,
             clock,
+            inline_wait: Duration::ZERO,
         }
     }
 
@@ -74,11 +96,23 @@ impl<H: HealthLake> RateLimited<H> {
         call: impl FnOnce() -> BoxFuture<'a, Result<T>> + Send + 'a,
     ) -> BoxFuture<'a, Result<T>> {
         Box::pin(async move {
-            if let Err(retry_after) =
-                self.limiter
+            let mut attempts = 0;
+            loop {
+                match self
+                    .limiter
                     .try_acquire(region, class, &key, self.clock.now())
-            {
-                return Err(HealthLakeError::WaitingForQuota { retry_after });
+                {
+                    Ok(()) => break,
+                    Err(retry_after)
+                        if retry_after <= self.inline_wait && attempts < INLINE_ATTEMPTS =>
+                    {
+                        attempts += 1;
+                        tokio::time::sleep(retry_after).await;
+                    }
+                    Err(retry_after) => {
+                        return Err(HealthLakeError::WaitingForQuota { retry_after });
+                    }
+                }
             }
             let result = call().await;
             if let Err(HealthLakeError::Throttled { .. }) = &result {

@@ -359,3 +359,47 @@ async fn throttling_by_aws_slows_the_bucket_down() {
     assert_eq!(wait, Duration::from_secs(1));
     assert_eq!(healthlake.inner().calls(), ["describe"]);
 }
+
+#[tokio::test]
+async fn two_reads_in_a_row_both_get_through_by_waiting_inside_the_call() {
+    // Two reads, 50 ms apart at most, on the real clock: what one datastore reconcile needs.
+    let config = RateLimitConfig {
+        read: Quota::per_second(20),
+        safety_margin: 0.0,
+        ..RateLimitConfig::default()
+    };
+    let fresh =
+        || Arc::new(RateLimiter::new(config.clone()).unwrap_or_else(|error| panic!("{error}")));
+    let healthlake = RateLimited::with_limiter(
+        RecordingHealthLake::default(),
+        fresh(),
+        Arc::new(SystemClock),
+    )
+    .with_inline_wait(Duration::from_secs(1));
+    assert!(
+        healthlake
+            .describe_datastore("us-east-1", "ds1")
+            .await
+            .is_ok()
+    );
+    assert!(healthlake.list_tags("us-east-1", "arn").await.is_ok());
+    assert_eq!(healthlake.inner().calls(), ["describe", "list-tags"]);
+
+    // Without the inline wait the second read is refused: the livelock this prevents.
+    let impatient = RateLimited::with_limiter(
+        RecordingHealthLake::default(),
+        fresh(),
+        Arc::new(SystemClock),
+    );
+    assert!(
+        impatient
+            .describe_datastore("us-east-1", "ds1")
+            .await
+            .is_ok()
+    );
+    let refused = impatient.list_tags("us-east-1", "arn").await;
+    assert!(
+        matches!(refused, Err(HealthLakeError::WaitingForQuota { .. })),
+        "{refused:?}"
+    );
+}
