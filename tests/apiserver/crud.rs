@@ -226,6 +226,11 @@ async fn finalizers_keep_a_deleted_object_until_the_last_one_goes() {
     assert!(deleting.metadata.deletion_timestamp.is_some());
     let kept = widgets.get("held").await.unwrap();
     assert!(kept.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        kept.metadata.generation,
+        Some(2),
+        "marking for deletion bumps the generation"
+    );
 
     let added = json!({"metadata": {"finalizers": ["conformance.example.com/hold", "conformance.example.com/late"]}});
     let refused = api_error(

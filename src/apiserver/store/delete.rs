@@ -155,6 +155,11 @@ impl Store {
             Value::String(now_timestamp()),
         );
         set_metadata(&mut new, "deletionGracePeriodSeconds", json!(0));
+        // Marking an object for deletion bumps its generation, so that controllers comparing
+        // observedGeneration notice, as the API server does.
+        if let Some(generation) = old.pointer("/metadata/generation").and_then(Value::as_i64) {
+            set_metadata(&mut new, "generation", json!(generation + 1));
+        }
         if foreground {
             let mut kept = finalizers(&old);
             kept.push(FOREGROUND.to_string());
