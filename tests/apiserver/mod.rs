@@ -4,6 +4,7 @@ mod support;
 
 mod admission;
 mod crud;
+mod deletion;
 mod faults;
 mod kubectl;
 mod patches;

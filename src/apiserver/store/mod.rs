@@ -213,6 +213,7 @@ pub fn now_timestamp() -> String {
         .to_string()
 }
 
+mod checks;
 mod delete;
 mod write;
 

@@ -1,16 +1,16 @@
-//! Writes: creation with the metadata the server owns, updates with status-subresource,
-//! finalizer and generation rules, patches, server-side apply, and admission.
-
+//! Writes: creation with the metadata the server owns, updates with the status-subresource,
+//! finalizer and generation rules, patches and server-side apply. What a write must pass first
+//! is in `checks`.
 use std::collections::BTreeSet;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{Value, json};
 
+use super::checks::{field_error, is_dns_subdomain};
 use super::{
-    Change, EventKind, FieldValidation, Store, WriteOptions, finalizers, metadata_mut,
-    now_timestamp, set_metadata, text_at,
+    Change, EventKind, Store, WriteOptions, finalizers, metadata_mut, now_timestamp, set_metadata,
+    text_at,
 };
-use crate::admission::{FieldError, FieldErrorKind};
+use crate::admission::FieldErrorKind;
 use crate::apiserver::apply::{self, ApplyRequest};
 use crate::apiserver::conversion;
 use crate::apiserver::resources::{CRD_GROUP, CRD_PLURAL, ResourceType};
@@ -39,33 +39,6 @@ fn random_suffix() -> String {
         .collect()
 }
 
-fn is_dns_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
-fn field_error(
-    field: &str,
-    kind: FieldErrorKind,
-    value: Option<Value>,
-    message: &str,
-) -> FieldError {
-    FieldError {
-        field: field.to_string(),
-        kind,
-        value,
-        message: message.to_string(),
-    }
-}
-
 /// The part of an object whose changes bump `metadata.generation`.
 fn generation_content(resource: &ResourceType, object: &Value) -> Value {
     let mut content = object.clone();
@@ -91,95 +64,6 @@ fn comparable(object: &Value) -> Value {
 }
 
 impl Store {
-    fn check_namespace(
-        &self,
-        resource: &ResourceType,
-        namespace: Option<&str>,
-    ) -> Result<(), ApiError> {
-        if !resource.namespaced {
-            return Ok(());
-        }
-        let Some(namespace) = namespace.filter(|n| !n.is_empty()) else {
-            return Err(ApiError::bad_request(
-                "the server could not find the requested resource: a namespace is required",
-            ));
-        };
-        let found = self
-            .objects
-            .get("/namespaces")
-            .and_then(|bucket| bucket.get(&(String::new(), namespace.to_string())));
-        match found {
-            None => Err(ApiError::not_found(Subject {
-                plural: "namespaces",
-                group: "",
-                kind: "Namespace",
-                name: namespace,
-            })),
-            Some(object) if object.pointer("/metadata/deletionTimestamp").is_some() => {
-                Err(ApiError {
-                    code: 403,
-                    reason: "Forbidden",
-                    message: format!(
-                        "{} \"{}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                        resource.plural,
-                        text_at(object, "/metadata/name")
-                    ),
-                    details: None,
-                })
-            }
-            Some(_) => Ok(()),
-        }
-    }
-
-    fn admit(
-        &self,
-        resource: &ResourceType,
-        object: &mut Value,
-        old: Option<&Value>,
-        options: &WriteOptions,
-    ) -> Result<(), ApiError> {
-        let name = text_at(object, "/metadata/name").to_string();
-        if let Some(validator) = &resource.validator
-            && options.field_validation != FieldValidation::Ignore
-        {
-            let unknown: Vec<String> = validator
-                .unknown_fields(&resource.version, object)
-                .iter()
-                .map(|field| format!("unknown field {field:?}"))
-                .collect();
-            if !unknown.is_empty() && options.field_validation == FieldValidation::Strict {
-                return Err(ApiError::bad_request(format!(
-                    "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
-                    unknown.join(", "),
-                    kind = resource.kind,
-                    version = resource.version,
-                )));
-            }
-            options.warnings.borrow_mut().extend(unknown);
-        }
-        let mut errors = Vec::new();
-        if let Some(validator) = &resource.validator
-            && let Err(found) = validator.admit(&resource.version, object, old)
-        {
-            errors.extend(found);
-        }
-        if resource.storage_key() == format!("{CRD_GROUP}/{CRD_PLURAL}")
-            && let Err(message) = serde_json::from_value::<CustomResourceDefinition>(object.clone())
-        {
-            errors.push(field_error(
-                "spec",
-                FieldErrorKind::Invalid,
-                None,
-                &message.to_string(),
-            ));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::invalid(Self::subject(resource, &name), &errors))
-        }
-    }
-
     /// Records a write that is not an apply in the managed fields, as server-side apply's
     /// Update operation: the writer owns what it changed, and nobody else does any more.
     fn record_update(
@@ -355,59 +239,6 @@ impl Store {
             previous: None,
         });
         Ok(Self::presented(resource, &object))
-    }
-
-    /// Registers a CRD object's resources and fills in its status.
-    pub(super) fn register_crd(&mut self, object: &mut Value) -> Result<(), ApiError> {
-        let name = text_at(object, "/metadata/name").to_string();
-        let crd: CustomResourceDefinition =
-            serde_json::from_value(object.clone()).map_err(|error| {
-                ApiError::bad_request(format!("invalid customresourcedefinition {name}: {error}"))
-            })?;
-        let expected = format!("{}.{}", crd.spec.names.plural, crd.spec.group);
-        if name != expected {
-            return Err(ApiError::invalid(
-                Subject {
-                    plural: CRD_PLURAL,
-                    group: CRD_GROUP,
-                    kind: "CustomResourceDefinition",
-                    name: &name,
-                },
-                &[field_error(
-                    "metadata.name",
-                    FieldErrorKind::Invalid,
-                    Some(Value::String(name.clone())),
-                    &format!("must be spec.names.plural+\".\"+spec.group ({expected})"),
-                )],
-            ));
-        }
-        self.registry.register_crd(&crd).map_err(|error| {
-            ApiError::invalid(
-                Subject {
-                    plural: CRD_PLURAL,
-                    group: CRD_GROUP,
-                    kind: "CustomResourceDefinition",
-                    name: &name,
-                },
-                &[field_error(
-                    "spec.versions",
-                    FieldErrorKind::Invalid,
-                    None,
-                    &error.to_string(),
-                )],
-            )
-        })?;
-        let now = now_timestamp();
-        let condition = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True", "reason": reason, "message": message, "lastTransitionTime": now});
-        object["status"] = json!({
-            "acceptedNames": object.pointer("/spec/names").cloned().unwrap_or(Value::Null),
-            "storedVersions": crd.spec.versions.iter().filter(|v| v.storage).map(|v| v.name.clone()).collect::<Vec<_>>(),
-            "conditions": [
-                condition("NamesAccepted", "NoConflicts", "no conflicts found"),
-                condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-            ],
-        });
-        Ok(())
     }
 
     /// Replaces an object (PUT), on the main endpoint or the status subresource.
