@@ -192,3 +192,46 @@ async fn a_watcher_rides_out_failed_lists_and_watches() {
     assert_eq!(kube::ResourceExt::name_any(&later), "later");
     cluster.finish().await;
 }
+
+#[tokio::test]
+async fn a_dry_run_stores_nothing_and_serves_no_new_resource() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let server = ApiServer::new();
+    let crds: Api<CustomResourceDefinition> = Api::all(server.client());
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(super::support::WIDGET_CRD).unwrap();
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let answered = crds.create(&dry, &crd).await.unwrap();
+    assert_eq!(
+        answered.metadata.name.as_deref(),
+        Some("widgets.conformance.example.com")
+    );
+    assert!(
+        crds.get_opt("widgets.conformance.example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let widgets: Api<Widget> = Api::namespaced(server.client(), "default");
+    assert_eq!(api_error(widgets.get("x").await.unwrap_err()).code, 404);
+    let no_route = api_error(
+        widgets
+            .create(&PostParams::default(), &widget("x", 1))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        no_route.code, 404,
+        "the resource is not served after a dry run"
+    );
+
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let created = widgets.create(&dry, &widget("dry", 1)).await.unwrap();
+    assert!(created.metadata.uid.is_some());
+    assert!(
+        widgets.get_opt("dry").await.unwrap().is_none(),
+        "a dry-run create stores nothing"
+    );
+}

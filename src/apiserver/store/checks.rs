@@ -127,8 +127,13 @@ impl Store {
         }
     }
 
-    /// Registers a CRD object's resources and fills in its status.
-    pub(super) fn register_crd(&mut self, object: &mut Value) -> Result<(), ApiError> {
+    /// Compiles a CRD object into served resources and fills in its status; under dry run the
+    /// resources are compiled (so errors show) but not served.
+    pub(super) fn register_crd(
+        &mut self,
+        object: &mut Value,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
         let name = text_at(object, "/metadata/name").to_string();
         let crd: CustomResourceDefinition =
             serde_json::from_value(object.clone()).map_err(|error| {
@@ -151,7 +156,14 @@ impl Store {
                 )],
             ));
         }
-        self.registry.register_crd(&crd).map_err(|error| {
+        let mut scratch;
+        let registry = if dry_run {
+            scratch = self.registry.clone();
+            &mut scratch
+        } else {
+            &mut self.registry
+        };
+        registry.register_crd(&crd).map_err(|error| {
             ApiError::invalid(
                 Subject {
                     plural: CRD_PLURAL,

@@ -216,7 +216,7 @@ impl Store {
             }
         }
         if storage_key == format!("{CRD_GROUP}/{CRD_PLURAL}") {
-            self.register_crd(&mut object)?;
+            self.register_crd(&mut object, options.dry_run)?;
         }
         if options.dry_run {
             return Ok(object);
@@ -506,7 +506,7 @@ impl Store {
         let storage_key = resource.storage_key();
         let is_crd = storage_key == format!("{CRD_GROUP}/{CRD_PLURAL}");
         if is_crd && !status_only && !deleting {
-            self.register_crd(&mut new)?;
+            self.register_crd(&mut new, options.dry_run)?;
         }
         if comparable(&new) == comparable(&old) {
             return Ok(Self::presented(resource, &old));
