@@ -114,7 +114,15 @@ impl ApiServer {
                 name: name.clone(),
                 message: error.message,
             };
-            if store.get(&crds, None, &name).is_ok() {
+            if let Ok(existing) = store.get(&crds, None, &name) {
+                let mut document = document;
+                // A replace keeps the server's cleanup finalizer, as an apply would.
+                if let (Some(kept), Some(metadata)) = (
+                    existing.pointer("/metadata/finalizers").cloned(),
+                    document.get_mut("metadata").and_then(Value::as_object_mut),
+                ) {
+                    metadata.insert("finalizers".into(), kept);
+                }
                 store
                     .replace(
                         &crds,

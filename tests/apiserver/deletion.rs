@@ -195,3 +195,95 @@ async fn a_foreground_delete_keeps_the_owner_until_its_dependents_are_gone() {
     .await;
     cluster.finish().await;
 }
+
+const SPROCKET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: sprockets.conformance.example.com
+spec:
+  group: conformance.example.com
+  names: {kind: Sprocket, plural: sprockets, singular: sprocket}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+
+#[tokio::test]
+async fn deleting_a_crd_deletes_its_objects_and_waits_for_their_finalizers() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let cluster = Cluster::start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(SPROCKET_CRD).unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("conformance.example.com", "v1", "Sprocket"),
+        "sprockets",
+    );
+    let sprockets: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client.clone(), &cluster.namespace, &resource);
+    let held: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "conformance.example.com/v1",
+        "kind": "Sprocket",
+        "metadata": {"name": "held", "finalizers": ["conformance.example.com/hold"]},
+    }))
+    .unwrap();
+    // The CRD may take a moment to be served on a real cluster.
+    eventually("the sprocket to be created", PATIENCE, || {
+        let sprockets = sprockets.clone();
+        let held = held.clone();
+        async move {
+            sprockets
+                .create(&PostParams::default(), &held)
+                .await
+                .ok()
+                .map(|_| ())
+        }
+    })
+    .await;
+
+    crds.delete(
+        "sprockets.conformance.example.com",
+        &DeleteParams::default(),
+    )
+    .await
+    .unwrap();
+    eventually("the sprocket to be marked for deletion", PATIENCE, || {
+        let sprockets = sprockets.clone();
+        async move {
+            let object = sprockets.get("held").await.ok()?;
+            object.metadata.deletion_timestamp.map(|_| ())
+        }
+    })
+    .await;
+    let terminating = crds.get("sprockets.conformance.example.com").await.unwrap();
+    assert!(
+        terminating.metadata.deletion_timestamp.is_some(),
+        "the crd waits for its objects"
+    );
+
+    let release = json!({"metadata": {"finalizers": null}});
+    sprockets
+        .patch("held", &PatchParams::default(), &Patch::Merge(release))
+        .await
+        .unwrap();
+    eventually("the crd to be gone", PATIENCE, || {
+        let crds = crds.clone();
+        async move {
+            crds.get_opt("sprockets.conformance.example.com")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    cluster.finish().await;
+}

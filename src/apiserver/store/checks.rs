@@ -38,6 +38,27 @@ pub(super) fn field_error(
 }
 
 impl Store {
+    /// Refuses new objects of a CRD that is being deleted, as the API server does.
+    pub(super) fn check_crd_not_terminating(
+        &self,
+        resource: &ResourceType,
+    ) -> Result<(), ApiError> {
+        let Some(crd_name) = &resource.crd_name else {
+            return Ok(());
+        };
+        let terminating = self
+            .objects
+            .get(&format!("{CRD_GROUP}/{CRD_PLURAL}"))
+            .and_then(|bucket| bucket.get(&(String::new(), crd_name.clone())))
+            .is_some_and(|crd| crd.pointer("/metadata/deletionTimestamp").is_some());
+        if terminating {
+            return Err(ApiError::method_not_allowed(format!(
+                "create not allowed while custom resource definition {crd_name} is terminating"
+            )));
+        }
+        Ok(())
+    }
+
     pub(super) fn check_namespace(
         &self,
         resource: &ResourceType,

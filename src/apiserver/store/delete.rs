@@ -15,6 +15,9 @@ use crate::apiserver::status::ApiError;
 /// The finalizer that holds an owner deleted with `propagationPolicy: Foreground`.
 const FOREGROUND: &str = "foregroundDeletion";
 
+/// The finalizer that holds a CRD until its objects are gone.
+pub(super) const CRD_CLEANUP: &str = "customresourcecleanup.apiextensions.k8s.io";
+
 fn owner_uids(object: &Value) -> Vec<&str> {
     object
         .pointer("/metadata/ownerReferences")
@@ -335,7 +338,8 @@ impl Store {
                 }
             }
             let empty: Vec<String> = terminating.difference(&occupied).cloned().collect();
-            if doomed.is_empty() && empty.is_empty() && released.is_empty() {
+            let cleaned = self.clean_up_crds();
+            if doomed.is_empty() && empty.is_empty() && released.is_empty() && !cleaned {
                 return;
             }
             for (storage_key, object) in released {
@@ -348,6 +352,52 @@ impl Store {
                 self.remove("/namespaces", &(String::new(), namespace), None);
             }
         }
+    }
+
+    /// Deletes the objects of CRDs being deleted (finalizers respected) and lets each CRD go
+    /// once its objects are gone. Returns whether anything changed.
+    fn clean_up_crds(&mut self) -> bool {
+        let crd_key = format!("{CRD_GROUP}/{CRD_PLURAL}");
+        let terminating: Vec<Value> = self
+            .objects
+            .get(&crd_key)
+            .map(|bucket| {
+                bucket
+                    .values()
+                    .filter(|crd| {
+                        crd.pointer("/metadata/deletionTimestamp").is_some()
+                            && finalizers(crd).iter().any(|name| name == CRD_CLEANUP)
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut changed = false;
+        for crd in terminating {
+            let storage_key = format!(
+                "{}/{}",
+                text_at(&crd, "/spec/group"),
+                text_at(&crd, "/spec/names/plural")
+            );
+            let objects: Vec<Value> = self
+                .objects
+                .get(&storage_key)
+                .map(|bucket| bucket.values().cloned().collect())
+                .unwrap_or_default();
+            if objects.is_empty() {
+                self.drop_finalizer(&crd_key, &crd, CRD_CLEANUP);
+                changed = true;
+                continue;
+            }
+            for object in objects
+                .into_iter()
+                .filter(|object| object.pointer("/metadata/deletionTimestamp").is_none())
+            {
+                self.delete_object(storage_key.clone(), object, Propagation::Background);
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Deletes every selected object of a resource.

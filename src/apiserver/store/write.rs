@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::checks::{field_error, is_dns_subdomain};
+use super::delete::CRD_CLEANUP;
 use super::{
     Change, EventKind, Store, WriteOptions, finalizers, metadata_mut, now_timestamp, set_metadata,
     text_at,
@@ -132,6 +133,7 @@ impl Store {
             None
         };
         self.check_namespace(resource, namespace.as_deref())?;
+        self.check_crd_not_terminating(resource)?;
         let mut name = text_at(&object, "/metadata/name").to_string();
         if name.is_empty() {
             let prefix = text_at(&object, "/metadata/generateName").to_string();
@@ -217,6 +219,11 @@ impl Store {
         }
         if storage_key == format!("{CRD_GROUP}/{CRD_PLURAL}") {
             self.register_crd(&mut object, options.dry_run)?;
+            let mut kept = finalizers(&object);
+            if !kept.iter().any(|name| name == CRD_CLEANUP) {
+                kept.push(CRD_CLEANUP.to_string());
+                set_metadata(&mut object, "finalizers", json!(kept));
+            }
         }
         if options.dry_run {
             return Ok(object);
