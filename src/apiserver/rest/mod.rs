@@ -27,6 +27,10 @@ use super::store::{
 use super::table;
 use super::watch::{self, WatchRequest};
 
+mod patch;
+
+use patch::patch;
+
 /// The body of every response: a whole JSON document, or a watch stream.
 pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -473,76 +477,6 @@ fn delete_options(query: &Query, body: &Value) -> Result<DeleteOptions, ApiError
         resource_version: precondition("resourceVersion"),
         dry_run: dry_run(query, body),
     })
-}
-
-fn patch(
-    shared: &Arc<Shared>,
-    path: &ResourcePath,
-    query: &Query,
-    headers: &HeaderMap,
-    body: Value,
-    options: &WriteOptions,
-) -> Result<Reply, ApiError> {
-    let resource = &path.resource;
-    let namespace = path.namespace.as_deref();
-    let name = path.name.clone().unwrap_or_default();
-    let status_only = path.subresource.is_some();
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let media_type = content_type.split(';').next().unwrap_or_default().trim();
-    let mut store = lock(&shared.store);
-    match media_type {
-        "application/json-patch+json" => {
-            let operations: json_patch::Patch = serde_json::from_value(body)
-                .map_err(|error| ApiError::bad_request(format!("invalid json patch: {error}")))?;
-            let patched = store.patch_with(resource, namespace, &name, status_only, options, |old| {
-                let mut document = old.clone();
-                for operation in &operations.0 {
-                    // Kubernetes' JSON Patch library lets `test` with a null value pass on a
-                    // missing path; kube-runtime's finalizer helper relies on it.
-                    if let json_patch::PatchOperation::Test(test) = operation
-                        && test.value.is_null() && document.pointer(&test.path.to_string()).is_none() {
-                            continue;
-                        }
-                    json_patch::patch(&mut document, std::slice::from_ref(operation)).map_err(|error| ApiError {
-                        code: 422,
-                        reason: "Invalid",
-                        message: format!("the server rejected our request due to an error in our request: {error}"),
-                        details: None,
-                    })?;
-                }
-                Ok(document)
-            })?;
-            Ok(Reply::Json(200, patched))
-        }
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-            let patched =
-                store.patch_with(resource, namespace, &name, status_only, options, |old| {
-                    let mut document = old.clone();
-                    json_patch::merge(&mut document, &body);
-                    Ok(document)
-                })?;
-            Ok(Reply::Json(200, patched))
-        }
-        "application/apply-patch+yaml" => {
-            let existed = store.get(resource, namespace, &name).is_ok();
-            let manager = query.get("fieldManager").map(String::as_str).unwrap_or("");
-            let applied = store.apply(
-                resource,
-                namespace,
-                &name,
-                body,
-                manager,
-                flag(query, "force"),
-                status_only,
-                options,
-            )?;
-            Ok(Reply::Json(if existed { 200 } else { 201 }, applied))
-        }
-        other => Err(ApiError::unsupported_media_type(other)),
-    }
 }
 
 fn watch(
