@@ -1,10 +1,11 @@
 //! Server-side apply with simplified field ownership.
 //!
-//! Each applier owns the leaf fields of the configuration it last applied (lists are atomic
-//! leaves). Applying merges the configuration into the live object; a leaf another applier owns
-//! with a different value is a conflict unless `force` is set (then ownership moves); fields the
-//! manager applied before but no longer mentions are removed when nobody else owns them.
-//! Ownership is kept in `metadata.managedFields` in the `FieldsV1` encoding.
+//! Each manager owns leaf fields (lists are atomic leaves): an applier those of the configuration
+//! it last applied, an updater those its writes changed. Applying merges the configuration into
+//! the live object; a leaf another manager owns with a different value is a conflict unless
+//! `force` is set (then ownership moves); fields the applier applied before but no longer
+//! mentions are removed when nobody else owns them. Ownership is kept in
+//! `metadata.managedFields` in the `FieldsV1` encoding.
 
 use std::collections::BTreeSet;
 
@@ -241,6 +242,47 @@ fn write_entries(object: &mut Value, entries: &[ManagedEntry]) {
     }
 }
 
+/// Records a write that is not an apply (an Update operation): every manager loses the fields
+/// whose value the write changed or removed, and the writer owns those it set.
+pub fn record_update(old: &Value, new: &mut Value, request: &ApplyRequest<'_>) {
+    let mut entries = read_entries(new);
+    let changed: BTreeSet<FieldPath> = leaf_paths(new)
+        .into_iter()
+        .filter(|path| value_at(old, path) != value_at(new, path))
+        .collect();
+    for entry in &mut entries {
+        entry
+            .paths
+            .retain(|path| value_at(old, path) == value_at(new, path));
+    }
+    if !changed.is_empty() && !request.manager.is_empty() {
+        let position = entries.iter().position(|entry| {
+            entry.manager == request.manager
+                && entry.operation == "Update"
+                && entry.subresource == request.subresource
+        });
+        let entry = match position {
+            Some(index) => &mut entries[index],
+            None => {
+                entries.push(ManagedEntry {
+                    manager: request.manager.to_string(),
+                    operation: "Update".to_string(),
+                    subresource: request.subresource.to_string(),
+                    api_version: String::new(),
+                    time: String::new(),
+                    paths: BTreeSet::new(),
+                });
+                let last = entries.len() - 1;
+                &mut entries[last]
+            }
+        };
+        entry.paths.extend(changed);
+        entry.api_version = request.api_version.to_string();
+        entry.time = request.now.to_string();
+    }
+    write_entries(new, &entries);
+}
+
 /// Who applies, and how.
 pub struct ApplyRequest<'a> {
     /// The field manager.
@@ -269,8 +311,9 @@ pub fn apply(
     let mut entries = read_entries(live);
     let mut conflicts = Vec::new();
     for entry in entries.iter_mut().filter(|entry| {
-        entry.operation == "Apply"
-            && !(entry.manager == request.manager && entry.subresource == request.subresource)
+        !(entry.operation == "Apply"
+            && entry.manager == request.manager
+            && entry.subresource == request.subresource)
     }) {
         let taken: Vec<FieldPath> = entry
             .paths

@@ -27,34 +27,51 @@
 //!
 //! What differs from a real API server:
 //! - no authentication, authorization, admission webhooks, or API priority and fairness; plain
-//!   HTTP only, JSON only (no protobuf, no CBOR), no `/openapi/v2`;
+//!   HTTP only; JSON and YAML only, except the protobuf Namespace `kubectl create namespace`
+//!   sends (other protobuf or CBOR bodies get 415); answers are JSON; no `/openapi/v2`;
+//!   the OpenAPI v3 documents carry the CRD schemas but built-in kinds get an open schema;
 //! - no conversion between versions of a CRD: every version serves the stored object with its
 //!   `apiVersion` rewritten (the `None` conversion strategy);
 //! - lists always read the latest state: `resourceVersion` and `resourceVersionMatch` on a list
 //!   are accepted but not used to serve older snapshots, and a `continue` token resumes after the
 //!   last name returned, against the current state, and never expires;
-//! - watch history is the last 50 000 changes (or less after [`ApiServer::compact_history`]);
+//! - watch history is the last 10 000 changes (or less after [`ApiServer::compact_history`]);
 //!   older resourceVersions get an `ERROR` event with 410 Expired, as a compacted etcd gives;
 //!   a watch without `timeoutSeconds` never times out; bookmarks come every 10 seconds;
-//! - server-side apply keeps simplified field ownership: leaf fields per applier, lists atomic,
-//!   only apply operations own fields (PUT and non-apply patches take no ownership and never
-//!   conflict), and only `labels`, `annotations`, `finalizers` and `ownerReferences` of metadata
-//!   are tracked;
+//! - server-side apply keeps simplified field ownership: leaf fields per manager, lists atomic
+//!   (no `k:`/`v:` list keys), and only `labels`, `annotations`, `finalizers` and
+//!   `ownerReferences` of metadata are tracked; a write that is not an apply (an Update) takes
+//!   the fields it changes, under its `fieldManager` or the first word of its user agent;
 //! - strategic merge patch is treated as JSON merge patch for every resource (lists replaced);
-//! - built-in resources (Namespaces, Events, Leases) are stored without schema validation or
-//!   defaulting; `fieldValidation` is accepted but unknown fields are left to the validator;
-//! - deletion: no grace periods; `Foreground` propagation is treated as `Background` (the owner
-//!   goes first, then its dependents); garbage collection runs synchronously after each delete;
-//!   a deleted namespace deletes its contents and disappears once they are gone;
+//! - built-in resources (Namespaces, Events, Leases) are stored without schema validation,
+//!   defaulting or pruning; for custom resources, unknown fields are pruned, refused under
+//!   `fieldValidation=Strict` and reported in a `Warning` header otherwise;
+//! - `events.k8s.io/v1` Events are stored as core v1 Events, renaming the fields that differ,
+//!   and field selectors on them see the core v1 names;
+//! - deletion: no grace periods; garbage collection runs synchronously after each delete;
+//!   `Foreground` keeps the owner (finalizer `foregroundDeletion`) until every dependent is gone,
+//!   whether or not it sets `blockOwnerDeletion`; a deleted namespace deletes its contents and
+//!   disappears once they are gone;
 //! - a PUT without `metadata.resourceVersion` is an unconditional update, as for custom
 //!   resources; PUT never creates;
+//! - field selectors accept any dotted field path with `=`, `==` or `!=` (a real server allows
+//!   only `metadata.name`, `metadata.namespace` and declared selectable fields on custom
+//!   resources);
+//! - metadata checks are the name (a DNS subdomain) and the namespace (it must exist and not be
+//!   terminating); label and annotation syntax is not checked; a CRD is checked by parsing it,
+//!   its name, and the admission validator compiling its schemas and rules;
+//! - only CRDs and custom resources carry `metadata.generation`; Namespaces have no `finalize`
+//!   subresource and their `spec.finalizers` do not hold them;
 //! - Tables honour printer columns with simple JSONPaths (fields, indexes, `[*]`, equality
-//!   filters); built-in kinds get Name and Age (plus Status for namespaces, Holder for leases);
+//!   filters); built-in kinds get Name and Age (plus Status for namespaces, Holder for leases,
+//!   Type, Reason, Object and Message for events);
 //! - discovery is the legacy (unaggregated) form; kubectl falls back to it.
 
 mod apply;
+mod conversion;
 mod discovery;
 mod faults;
+mod protobuf;
 mod resources;
 mod rest;
 mod routing;

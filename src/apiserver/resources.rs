@@ -55,6 +55,10 @@ impl ResourceType {
 
     /// The key under which objects of this resource are stored, shared by all versions.
     pub fn storage_key(&self) -> String {
+        // events.k8s.io/v1 Events are another view of the core v1 Events.
+        if self.group == "events.k8s.io" && self.plural == "events" {
+            return "/events".to_string();
+        }
         format!("{}/{}", self.group, self.plural)
     }
 

@@ -14,12 +14,16 @@ use hyper::body::Frame;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::conversion;
 use super::discovery;
 use super::faults::{Faults, Verb};
+use super::protobuf;
 use super::routing::{ResourcePath, Route, parse_query, route};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, success_status};
-use super::store::{DeleteOptions, Propagation, Selection, Store, WatchStart, WriteOptions};
+use super::store::{
+    DeleteOptions, FieldValidation, Propagation, Selection, Store, WatchStart, WriteOptions,
+};
 use super::table;
 use super::watch::{self, WatchRequest};
 
@@ -45,6 +49,7 @@ type Query = BTreeMap<String, String>;
 
 enum Reply {
     Json(u16, Value),
+    Warned(u16, Value, Vec<String>),
     Text(&'static str),
     Stream(mpsc::Receiver<Bytes>),
 }
@@ -89,6 +94,15 @@ pub async fn handle(
     match dispatch(&shared, &method, &uri, &headers, &body) {
         Ok(Reply::Json(code, value)) => {
             full(code, "application/json", Bytes::from(value.to_string()))
+        }
+        Ok(Reply::Warned(code, value, warnings)) => {
+            let mut response = full(code, "application/json", Bytes::from(value.to_string()));
+            for warning in warnings {
+                if let Ok(header) = format!("299 - {warning:?}").parse() {
+                    response.headers_mut().append(http::header::WARNING, header);
+                }
+            }
+            response
         }
         Ok(Reply::Text(text)) => full(200, "text/plain", Bytes::from_static(text.as_bytes())),
         Ok(Reply::Stream(receiver)) => streamed(receiver),
@@ -164,6 +178,18 @@ fn verb_of(method: &Method, path: &ResourcePath, query: &Query) -> Result<Verb, 
     })
 }
 
+/// 415 for a body this server cannot read.
+fn unreadable(content_type: &str) -> ApiError {
+    ApiError {
+        code: 415,
+        reason: "UnsupportedMediaType",
+        message: format!(
+            "the in-memory api server reads json and yaml only (and a protobuf Namespace), not {content_type}: send the object as json (kubectl create -f or apply -f)"
+        ),
+        details: None,
+    }
+}
+
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
@@ -195,6 +221,15 @@ fn wants_table(headers: &HeaderMap) -> bool {
         .any(|accept| accept.contains("as=Table"))
 }
 
+/// Whether the client asked for metadata only (kube-runtime's metadata watcher, `get_metadata`).
+fn wants_metadata(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains("as=PartialObjectMetadata"))
+}
+
 fn dry_run(query: &Query, body: &Value) -> bool {
     query.get("dryRun").is_some_and(|value| value == "All")
         || body
@@ -219,14 +254,67 @@ fn resource(
     if let Some(status) = lock(&shared.faults).take_failure(verb, &fault_resource) {
         return Err(ApiError::injected(status));
     }
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let body = if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        let namespace = protobuf::decode_namespace(body).ok_or_else(|| unreadable(content_type))?;
+        Bytes::from(namespace.to_string())
+    } else if content_type.starts_with("application/cbor") {
+        return Err(unreadable(content_type));
+    } else {
+        body.clone()
+    };
+    let body = parse_body(&body)?;
+    let options = WriteOptions {
+        dry_run: dry_run(query, &body),
+        field_validation: match query.get("fieldValidation").map(String::as_str) {
+            None | Some("" | "Warn") => FieldValidation::Warn,
+            Some("Ignore") => FieldValidation::Ignore,
+            Some("Strict") => FieldValidation::Strict,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid fieldValidation {other:?}: expected Ignore, Warn or Strict"
+                )));
+            }
+        },
+        warnings: Default::default(),
+        field_manager: query
+            .get("fieldManager")
+            .filter(|manager| !manager.is_empty())
+            .cloned()
+            .unwrap_or_else(|| {
+                headers
+                    .get(http::header::USER_AGENT)
+                    .and_then(|agent| agent.to_str().ok())
+                    .and_then(|agent| agent.split('/').next())
+                    .filter(|manager| !manager.is_empty())
+                    .unwrap_or("unknown")
+                    .to_string()
+            }),
+    };
+    let reply = answer_resource(shared, &path, query, headers, body, verb, &options)?;
+    let warnings = options.warnings.take();
+    Ok(match reply {
+        Reply::Json(code, value) if !warnings.is_empty() => Reply::Warned(code, value, warnings),
+        other => other,
+    })
+}
+
+fn answer_resource(
+    shared: &Arc<Shared>,
+    path: &ResourcePath,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Value,
+    verb: Verb,
+    options: &WriteOptions,
+) -> Result<Reply, ApiError> {
     let resource = &path.resource;
     let namespace = path.namespace.as_deref();
     let name = path.name.clone().unwrap_or_default();
     let status_only = path.subresource.is_some();
-    let body = parse_body(body)?;
-    let options = WriteOptions {
-        dry_run: dry_run(query, &body),
-    };
     match verb {
         Verb::Get => {
             let object = lock(&shared.store).get(resource, namespace, &name)?;
@@ -241,10 +329,13 @@ fn resource(
                     table::to_table(resource, &[object], include, metadata),
                 ));
             }
+            if wants_metadata(headers) {
+                return Ok(Reply::Json(200, conversion::partial(&object)));
+            }
             Ok(Reply::Json(200, object))
         }
         Verb::List => {
-            let selection = selection(&path, query)?;
+            let selection = selection(path, query)?;
             let limit = query.get("limit").and_then(|limit| limit.parse().ok());
             let page = lock(&shared.store).list(
                 resource,
@@ -269,6 +360,18 @@ fn resource(
                     table::to_table(resource, &page.items, include, metadata),
                 ));
             }
+            if wants_metadata(headers) {
+                let items: Vec<Value> = page.items.iter().map(conversion::partial).collect();
+                return Ok(Reply::Json(
+                    200,
+                    json!({
+                        "apiVersion": "meta.k8s.io/v1",
+                        "kind": "PartialObjectMetadataList",
+                        "metadata": metadata,
+                        "items": items,
+                    }),
+                ));
+            }
             Ok(Reply::Json(
                 200,
                 json!({
@@ -279,14 +382,14 @@ fn resource(
                 }),
             ))
         }
-        Verb::Watch => watch(shared, &path, query),
+        Verb::Watch => watch(shared, path, query, headers),
         Verb::Create => {
             if status_only {
                 return Err(ApiError::method_not_allowed(
                     "create is not allowed on a subresource",
                 ));
             }
-            let created = lock(&shared.store).create(resource, namespace, body, &options)?;
+            let created = lock(&shared.store).create(resource, namespace, body, options)?;
             Ok(Reply::Json(201, created))
         }
         Verb::Update => {
@@ -296,11 +399,11 @@ fn resource(
                 &name,
                 body,
                 status_only,
-                &options,
+                options,
             )?;
             Ok(Reply::Json(200, updated))
         }
-        Verb::Patch => patch(shared, &path, query, headers, body, &options),
+        Verb::Patch => patch(shared, path, query, headers, body, options),
         Verb::Delete => {
             let delete_options = delete_options(query, &body)?;
             let deleted =
@@ -311,7 +414,7 @@ fn resource(
             ))
         }
         Verb::DeleteCollection => {
-            let selection = selection(&path, query)?;
+            let selection = selection(path, query)?;
             let delete_options = delete_options(query, &body)?;
             let deleted =
                 lock(&shared.store).delete_collection(resource, &selection, &delete_options)?;
@@ -396,13 +499,20 @@ fn patch(
                 .map_err(|error| ApiError::bad_request(format!("invalid json patch: {error}")))?;
             let patched = store.patch_with(resource, namespace, &name, status_only, options, |old| {
                 let mut document = old.clone();
-                let operations = missing_tested_as_null(&document, &operations.0);
-                json_patch::patch(&mut document, &operations).map_err(|error| ApiError {
-                    code: 422,
-                    reason: "Invalid",
-                    message: format!("the server rejected our request due to an error in our request: {error}"),
-                    details: None,
-                })?;
+                for operation in &operations.0 {
+                    // Kubernetes' JSON Patch library lets `test` with a null value pass on a
+                    // missing path; kube-runtime's finalizer helper relies on it.
+                    if let json_patch::PatchOperation::Test(test) = operation
+                        && test.value.is_null() && document.pointer(&test.path.to_string()).is_none() {
+                            continue;
+                        }
+                    json_patch::patch(&mut document, std::slice::from_ref(operation)).map_err(|error| ApiError {
+                        code: 422,
+                        reason: "Invalid",
+                        message: format!("the server rejected our request due to an error in our request: {error}"),
+                        details: None,
+                    })?;
+                }
                 Ok(document)
             })?;
             Ok(Reply::Json(200, patched))
@@ -435,7 +545,12 @@ fn patch(
     }
 }
 
-fn watch(shared: &Arc<Shared>, path: &ResourcePath, query: &Query) -> Result<Reply, ApiError> {
+fn watch(
+    shared: &Arc<Shared>,
+    path: &ResourcePath,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<Reply, ApiError> {
     let selection = selection(path, query)?;
     let send_initial = flag(query, "sendInitialEvents");
     let version = query
@@ -478,6 +593,13 @@ fn watch(shared: &Arc<Shared>, path: &ResourcePath, query: &Query) -> Result<Rep
         bookmarks: flag(query, "allowWatchBookmarks"),
         initial_events_end: send_initial,
         timeout,
+        metadata_only: wants_metadata(headers),
+        table: wants_table(headers).then(|| {
+            query
+                .get("includeObject")
+                .cloned()
+                .unwrap_or_else(|| "Metadata".to_string())
+        }),
     };
     let (sender, receiver) = mpsc::channel(256);
     let subscription = lock(&shared.store).subscribe(&path.resource, &selection, start);
@@ -493,23 +615,4 @@ fn watch(shared: &Arc<Shared>, path: &ResourcePath, query: &Query) -> Result<Rep
         }
     }
     Ok(Reply::Stream(receiver))
-}
-
-/// The API server's JSON Patch library compares a `test` of a missing member with `null` as
-/// equal; kube-runtime's finalizer helper relies on that (`test /metadata/finalizers == null`
-/// before adding the first finalizer). Such tests are dropped here, since they hold.
-fn missing_tested_as_null(
-    document: &Value,
-    operations: &[json_patch::PatchOperation],
-) -> Vec<json_patch::PatchOperation> {
-    operations
-        .iter()
-        .filter(|operation| match operation {
-            json_patch::PatchOperation::Test(test) => {
-                !(test.value.is_null() && test.path.resolve(document).is_err())
-            }
-            _ => true,
-        })
-        .cloned()
-        .collect()
 }

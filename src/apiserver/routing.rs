@@ -189,4 +189,13 @@ mod tests {
         assert_eq!(path.subresource.as_deref(), Some("status"));
         assert!(route("/apis/nothing.example/v1/things", &registry).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_path_and_query_is_routed_or_refused_without_panicking(path in ".{0,60}", query in ".{0,60}") {
+            let registry = Registry::with_builtins();
+            let _ = route(&path, &registry);
+            let _ = parse_query(Some(&query));
+        }
+    }
 }

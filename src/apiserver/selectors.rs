@@ -219,4 +219,17 @@ mod tests {
         );
         assert!(FieldSelector::parse("nonsense").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_selector_text_parses_or_is_refused_without_panicking(text in ".{0,40}") {
+            let object = labelled(json!({"a": "b"}));
+            if let Ok(selector) = LabelSelector::parse(&text) {
+                let _ = selector.matches(&object);
+            }
+            if let Ok(selector) = FieldSelector::parse(&text) {
+                let _ = selector.matches(&object);
+            }
+        }
+    }
 }

@@ -63,6 +63,15 @@ pub struct ApiServer {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ApiServer")
+            .field("resource_version", &self.resource_version())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for ApiServer {
     fn default() -> Self {
         Self::new()
@@ -160,7 +169,21 @@ impl ApiServer {
     /// Serves the API over plain HTTP on a loopback address (`127.0.0.1:0` picks a free port)
     /// and writes a kubeconfig for it.
     pub async fn serve(&self, address: &str) -> Result<ServedApi, ApiServerError> {
-        let listener = tokio::net::TcpListener::bind(address)
+        let resolved: Vec<SocketAddr> = tokio::net::lookup_host(address)
+            .await
+            .map_err(|source| ApiServerError::Io {
+                action: format!("resolve {address}"),
+                source,
+            })?
+            .collect();
+        // Checked before binding: nothing but loopback is ever bound, not even for a moment.
+        if let Some(outside) = resolved
+            .iter()
+            .find(|candidate| !candidate.ip().is_loopback())
+        {
+            return Err(ApiServerError::NotLoopback(*outside));
+        }
+        let listener = tokio::net::TcpListener::bind(resolved.as_slice())
             .await
             .map_err(|source| ApiServerError::Io {
                 action: format!("listen on {address}"),

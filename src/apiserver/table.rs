@@ -154,6 +154,28 @@ fn columns(resource: &ResourceType) -> Vec<Column> {
                 json_path: ".status.phase".into(),
             });
         }
+        if resource.plural == "events" {
+            let (object, message) = if resource.group.is_empty() {
+                (".involvedObject.name", ".message")
+            } else {
+                (".regarding.name", ".note")
+            };
+            for (name, json_path) in [
+                ("Type", ".type"),
+                ("Reason", ".reason"),
+                ("Object", object),
+                ("Message", message),
+            ] {
+                columns.push(Column {
+                    name: name.into(),
+                    kind: "string".into(),
+                    format: String::new(),
+                    description: format!("The event's {}.", name.to_lowercase()),
+                    priority: 0,
+                    json_path: json_path.into(),
+                });
+            }
+        }
         if resource.plural == "leases" {
             columns.push(Column {
                 name: "Holder".into(),
@@ -284,5 +306,13 @@ mod tests {
         assert_eq!(human_duration(185), "3m5s");
         assert_eq!(human_duration(3600 * 5), "5h");
         assert_eq!(human_duration(86_400 * 20), "20d");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_json_path_evaluates_without_panicking(path in ".{0,40}") {
+            let object = json!({"status": {"conditions": [{"type": "Ready"}]}});
+            let _ = evaluate(&object, &path);
+        }
     }
 }

@@ -7,9 +7,11 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
+use super::conversion;
 use super::resources::ResourceType;
 use super::status::ApiError;
 use super::store::{Change, EventKind, Selection, Subscription};
+use super::table;
 
 /// How long a watch with bookmarks allowed goes without one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
@@ -26,6 +28,10 @@ pub struct WatchRequest {
     pub initial_events_end: bool,
     /// When the server ends the watch.
     pub timeout: Option<Duration>,
+    /// `Some(includeObject)` when the client asked for Tables (`kubectl get --watch`).
+    pub table: Option<String>,
+    /// Whether the client asked for `PartialObjectMetadata` (kube-runtime's metadata watcher).
+    pub metadata_only: bool,
 }
 
 /// The watch event for a change as this watcher sees it, or `None` when it does not concern it.
@@ -47,9 +53,13 @@ fn event_for(request: &WatchRequest, change: &Change) -> Option<Value> {
         EventKind::Modified if now_matches => "ADDED",
         _ => return None,
     };
-    let mut object = change.object.clone();
-    object["apiVersion"] = Value::String(request.resource.api_version());
-    object["kind"] = Value::String(request.resource.kind.clone());
+    let mut object = conversion::present(&request.resource, &change.object);
+    if request.metadata_only {
+        object = conversion::partial(&object);
+    } else if let Some(include) = &request.table {
+        let metadata = json!({"resourceVersion": change.revision.to_string()});
+        object = table::to_table(&request.resource, &[object], include, metadata);
+    }
     Some(json!({"type": kind, "object": object}))
 }
 
