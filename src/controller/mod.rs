@@ -135,7 +135,9 @@ impl Context {
             Requeue::LongOperation => Action::requeue(jitter(self.settings.poll_long, 20)),
             Requeue::Resync => Action::requeue(jitter(self.settings.resync, 10)),
             Requeue::Backoff => Action::requeue(self.errors.backoff(key)),
-            Requeue::After(wait) => Action::requeue(jitter(wait, 10)),
+            // Re-checked at least every resync: cheap (ended jobs need no AWS call), and robust
+            // to clock jumps.
+            Requeue::After(wait) => Action::requeue(jitter(wait.min(self.settings.resync), 10)),
             Requeue::Quota(wait) => Action::requeue(jitter(wait.min(self.settings.poll_long), 10)),
             Requeue::AwaitChange => Action::await_change(),
         }
