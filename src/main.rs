@@ -19,10 +19,21 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up; boxing the large variant would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator against the cluster of the current kubeconfig or service account.
-    Run(RunArgs),
+    Run {
+        #[command(flatten)]
+        args: RunArgs,
+        /// Instead of connecting to a cluster, serve an in-memory Kubernetes API with the CRDs
+        /// on this loopback address and run against it (with `--emulator`: no cluster and no AWS
+        /// needed). Prints the kubeconfig to use with kubectl.
+        #[cfg(feature = "test-apiserver")]
+        #[arg(long, value_name = "ADDRESS", num_args = 0..=1, default_missing_value = "127.0.0.1:6443")]
+        sandbox: Option<String>,
+    },
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD.
     Crd {
         /// Write `<plural>.<group>.yaml` files into this directory instead of printing.
@@ -76,7 +87,24 @@ struct EmulatorArgs {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run_operator(args).await,
+        #[cfg(feature = "test-apiserver")]
+        Command::Run { args, sandbox } => {
+            init_tracing();
+            match sandbox {
+                Some(address) => {
+                    let (served, client) = start_sandbox(&address, None).await?;
+                    run_operator(args, client).await?;
+                    drop(served);
+                    Ok(())
+                }
+                None => run_operator(args, cluster_client().await?).await,
+            }
+        }
+        #[cfg(not(feature = "test-apiserver"))]
+        Command::Run { args } => {
+            init_tracing();
+            run_operator(args, cluster_client().await?).await
+        }
         Command::Crd { output_dir } => write_crds(output_dir),
         Command::Emulator(arguments) => run_emulator(arguments).await,
         #[cfg(feature = "test-apiserver")]
@@ -86,10 +114,24 @@ async fn main() -> anyhow::Result<()> {
 
 #[cfg(feature = "test-apiserver")]
 async fn run_sandbox(arguments: SandboxArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let (_served, _client) = start_sandbox(&arguments.listen, arguments.kubeconfig).await?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("failed to wait for ctrl-c")?;
+    Ok(())
+}
+
+/// Serves the in-memory Kubernetes API with the CRDs and a `default` namespace on `address`,
+/// prints how to reach it, and returns it with a client for it.
+#[cfg(feature = "test-apiserver")]
+async fn start_sandbox(
+    address: &str,
+    kubeconfig: Option<PathBuf>,
+) -> anyhow::Result<(healthlake_operator::apiserver::ServedApi, kube::Client)> {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Api, PostParams};
 
-    init_tracing();
     let server = healthlake_operator::apiserver::ApiServer::new();
     for (file_name, yaml) in healthlake_operator::api::crd_documents()? {
         server.load_crds_yaml(&yaml, &file_name)?;
@@ -105,8 +147,8 @@ async fn run_sandbox(arguments: SandboxArgs) -> anyhow::Result<()> {
     let _ = Api::<Namespace>::all(server.client())
         .create(&PostParams::default(), &default)
         .await;
-    let served = server.serve(&arguments.listen).await?;
-    let kubeconfig = match arguments.kubeconfig {
+    let served = server.serve(address).await?;
+    let kubeconfig = match kubeconfig {
         Some(path) => {
             std::fs::copy(served.kubeconfig_path(), &path)
                 .with_context(|| format!("failed to write {}", path.display()))?;
@@ -116,10 +158,7 @@ async fn run_sandbox(arguments: SandboxArgs) -> anyhow::Result<()> {
     };
     println!("in-memory kubernetes api on {}", served.url());
     println!("export KUBECONFIG={}", kubeconfig.display());
-    tokio::signal::ctrl_c()
-        .await
-        .context("failed to wait for ctrl-c")?;
-    Ok(())
+    Ok((served, server.client()))
 }
 
 async fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
@@ -160,11 +199,13 @@ fn init_tracing() {
         .init();
 }
 
-async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
-    init_tracing();
-    let client = kube::Client::try_default()
+async fn cluster_client() -> anyhow::Result<kube::Client> {
+    kube::Client::try_default()
         .await
-        .context("failed to connect to kubernetes")?;
+        .context("failed to connect to kubernetes")
+}
+
+async fn run_operator(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
     let mut settings = SdkSettings::new(args.region.clone());
     // Kept alive for as long as the operator runs.
     let mut in_process_emulator = None;

@@ -7,10 +7,10 @@ use kube::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 
-use super::{Context, Error, ObjectKey, key_of, object_meta, write_status};
-use crate::api::{DATASTORE_FINALIZER, DatastoreStatus, FHIRDatastore, FHIRDatastoreStatus};
+use super::{Context, Error, fail, key_of, object_meta, write_status};
+use crate::api::{DATASTORE_FINALIZER, DatastoreStatus, FHIRDatastore};
+use crate::decide::Requeue;
 use crate::decide::datastore::{self as decide, DatastoreAction, DatastoreInput, Lookup, Observed};
-use crate::decide::{ObjectMeta, Requeue, on_error};
 use crate::healthlake::{HealthLakeError, Result as HealthLakeResult};
 
 const KIND: &str = "FHIRDatastore";
@@ -64,7 +64,10 @@ async fn apply(
         Ok(observed) => observed,
         Err(error) => {
             let action = format!("look up datastore of {}", meta.name);
-            return fail(api, object, context, &status, &status, &error, &action).await;
+            return fail(
+                api, object, KIND, context, &status, &status, &error, &action,
+            )
+            .await;
         }
     };
     let decision = decide::apply(&DatastoreInput {
@@ -104,6 +107,7 @@ async fn apply(
                     return fail(
                         api,
                         object,
+                        KIND,
                         context,
                         &status,
                         &decision.status,
@@ -120,6 +124,7 @@ async fn apply(
                 return fail(
                     api,
                     object,
+                    KIND,
                     context,
                     &status,
                     &decision.status,
@@ -164,7 +169,10 @@ async fn cleanup(
             Ok(observed) => observed,
             Err(error) => {
                 let action = format!("look up datastore of {}", meta.name);
-                let requeue = fail(api, object, context, &status, &status, &error, &action).await?;
+                let requeue = fail(
+                    api, object, KIND, context, &status, &status, &error, &action,
+                )
+                .await?;
                 return Err(Error::CleanupPending(requeue));
             }
         }
@@ -203,6 +211,7 @@ async fn cleanup(
                     let requeue = fail(
                         api,
                         object,
+                        KIND,
                         context,
                         &status,
                         &decision.status,
@@ -225,48 +234,6 @@ async fn cleanup(
         other => other,
     };
     Err(Error::CleanupPending(context.action(&key, requeue)))
-}
-
-/// Turns a failed HealthLake call into conditions, an event, a metric and a requeue. `base` is
-/// the status the reconcile had decided on; `current` is what the object holds now.
-async fn fail(
-    api: &Api<FHIRDatastore>,
-    object: &FHIRDatastore,
-    context: &Context,
-    current: &FHIRDatastoreStatus,
-    base: &FHIRDatastoreStatus,
-    error: &HealthLakeError,
-    action: &str,
-) -> Result<Action, Error> {
-    let meta = object_meta(object)?;
-    let key = key_of(KIND, object);
-    context.metrics.healthlake_error(KIND, error.class());
-    let mut next = base.clone();
-    next.observed_generation = meta.generation;
-    let (requeue, notice) = on_error(
-        &mut next.conditions,
-        error,
-        action,
-        meta.generation,
-        context.now(),
-    );
-    write_status(api, &meta.name, current, &next).await?;
-    if let Some(notice) = &notice {
-        context.publish(object, notice, "Reconcile").await;
-    }
-    Ok(requeue_after_failure(context, &key, &meta, requeue))
-}
-
-pub(super) fn requeue_after_failure(
-    context: &Context,
-    key: &ObjectKey,
-    meta: &ObjectMeta,
-    requeue: Requeue,
-) -> Action {
-    if requeue == Requeue::AwaitChange {
-        context.errors.hold(key, meta.generation);
-    }
-    context.action(key, requeue)
 }
 
 fn region_of(object: &FHIRDatastore, context: &Context) -> String {

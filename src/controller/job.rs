@@ -14,14 +14,13 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::datastore::requeue_after_failure;
-use super::{Context, Error, key_of, object_meta, scoped_api, write_status};
+use super::{Context, Error, fail, key_of, object_meta, scoped_api, write_status};
 use crate::api::{
     DatastoreReference, FHIRDatastore, FHIRExportJob, FHIRExportJobStatus, FHIRImportJob,
     FHIRImportJobStatus,
 };
 use crate::decide::job::{self as decide, JobAction, JobInput, JobObservation, JobRecord, Target};
-use crate::decide::{Notice, ObjectMeta, on_error};
+use crate::decide::{Notice, ObjectMeta};
 use crate::healthlake::{HealthLake, HealthLakeError, Job, Result as HealthLakeResult, StartedJob};
 
 /// What differs between import and export jobs.
@@ -256,7 +255,17 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
                 Err(HealthLakeError::NotFound { .. }) => Some(JobObservation::Gone),
                 Err(error) => {
                     let action = format!("describe {} job {job_id}", K::VERB);
-                    return fail(&api, object, context, &status, &status, &error, &action).await;
+                    return fail(
+                        &api,
+                        object,
+                        K::KIND,
+                        context,
+                        &status,
+                        &status,
+                        &error,
+                        &action,
+                    )
+                    .await;
                 }
             }
         }
@@ -308,6 +317,7 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
                     return fail(
                         &api,
                         object,
+                        K::KIND,
                         context,
                         &status,
                         &decision.status,
@@ -340,34 +350,4 @@ fn datastore_id_of<S: JobRecord>(status: &S, target: &Target) -> Option<String> 
         (None, Target::Ready { datastore_id, .. }) => Some(datastore_id.clone()),
         (None, _) => None,
     }
-}
-
-/// Turns a failed HealthLake call into conditions, an event, a metric and a requeue. `base` is
-/// the status the reconcile had decided on; `current` is what the object holds now.
-async fn fail<K: JobKind>(
-    api: &Api<K>,
-    object: &K,
-    context: &Context,
-    current: &K::Status,
-    base: &K::Status,
-    error: &HealthLakeError,
-    action: &str,
-) -> Result<Action, Error> {
-    let meta = object_meta(object)?;
-    let key = key_of(K::KIND, object);
-    context.metrics.healthlake_error(K::KIND, error.class());
-    let mut next = base.clone();
-    next.set_observed_generation(meta.generation);
-    let (requeue, notice) = on_error(
-        next.conditions_mut(),
-        error,
-        action,
-        meta.generation,
-        context.now(),
-    );
-    write_status(api, &meta.name, current, &next).await?;
-    if let Some(notice) = &notice {
-        context.publish(object, notice, "Reconcile").await;
-    }
-    Ok(requeue_after_failure(context, &key, &meta, requeue))
 }

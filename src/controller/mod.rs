@@ -135,7 +135,9 @@ impl Context {
             Requeue::LongOperation => Action::requeue(jitter(self.settings.poll_long, 20)),
             Requeue::Resync => Action::requeue(jitter(self.settings.resync, 10)),
             Requeue::Backoff => Action::requeue(self.errors.backoff(key)),
-            Requeue::After(wait) => Action::requeue(jitter(wait, 10)),
+            // Re-checked at least every resync: cheap (ended jobs need no AWS call), and robust
+            // to clock jumps.
+            Requeue::After(wait) => Action::requeue(jitter(wait.min(self.settings.resync), 10)),
             Requeue::Quota(wait) => Action::requeue(jitter(wait.min(self.settings.poll_long), 10)),
             Requeue::AwaitChange => Action::await_change(),
         }
@@ -196,6 +198,78 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// A status with kstatus conditions, so that one failure path serves every kind.
+trait Conditioned: Clone + PartialEq + Serialize {
+    /// The conditions, to change them.
+    fn conditions_mut(
+        &mut self,
+    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
+    /// Sets `observedGeneration`.
+    fn observe_generation(&mut self, generation: Option<i64>);
+}
+
+impl Conditioned for crate::api::FHIRDatastoreStatus {
+    fn conditions_mut(
+        &mut self,
+    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        &mut self.conditions
+    }
+    fn observe_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+}
+
+impl<S: crate::decide::job::JobRecord + Serialize> Conditioned for S {
+    fn conditions_mut(
+        &mut self,
+    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        crate::decide::job::JobRecord::conditions_mut(self)
+    }
+    fn observe_generation(&mut self, generation: Option<i64>) {
+        self.set_observed_generation(generation);
+    }
+}
+
+/// Turns a failed HealthLake call into conditions, an event, a metric and a requeue. `base` is
+/// the status the reconcile had decided on; `current` is what the object holds now. A terminal
+/// error also holds the object, without AWS calls, until its generation changes.
+#[allow(clippy::too_many_arguments)]
+async fn fail<K, S>(
+    api: &Api<K>,
+    object: &K,
+    kind: &'static str,
+    context: &Context,
+    current: &S,
+    base: &S,
+    error: &crate::healthlake::HealthLakeError,
+    action: &str,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Conditioned,
+{
+    let meta = object_meta(object)?;
+    let key = key_of(kind, object);
+    context.metrics.healthlake_error(kind, error.class());
+    let mut next = base.clone();
+    next.observe_generation(meta.generation);
+    let (requeue, notice) = crate::decide::on_error(
+        next.conditions_mut(),
+        error,
+        action,
+        meta.generation,
+        context.now(),
+    );
+    write_status(api, &meta.name, current, &next).await?;
+    if let Some(notice) = &notice {
+        context.publish(object, notice, "Reconcile").await;
+    }
+    if requeue == Requeue::AwaitChange {
+        context.errors.hold(&key, meta.generation);
+    }
+    Ok(context.action(&key, requeue))
 }
 
 /// The identity a decision needs.

@@ -28,7 +28,7 @@ pub enum Requeue {
     Resync,
     /// Back off exponentially (with jitter) because a call failed in a way that may pass.
     Backoff,
-    /// Look again after exactly this long (a TTL running out).
+    /// Look again after this long (a TTL running out), or at the resync interval if sooner.
     After(Duration),
     /// The rate limiter has budget again after this long: look again then, or at the long-poll
     /// interval if that comes first (a look that finds no budget costs no AWS call).

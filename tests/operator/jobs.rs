@@ -442,3 +442,149 @@ async fn a_reference_to_another_namespace_is_refused() {
     assert!(refused.status.is_some_and(|status| status.job_id.is_none()));
     assert_eq!(rig.calls(Operation::StartFhirImportJob), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_is_deleted_after_its_ttl() {
+    let rig = Rig::start().await;
+    create_ready(&rig, "patients", "  deletionPolicy: Delete\n").await;
+    let imports = rig.api::<FHIRImportJob>();
+    let mut job = import_job("short-lived", "patients");
+    job.spec.ttl_seconds_after_finished = Some(120);
+    imports
+        .create(&PostParams::default(), &job)
+        .await
+        .expect("admitted");
+    wait_for(&imports, "short-lived", "started", |object| {
+        import_status(object).is_some()
+    })
+    .await;
+    rig.advance(Duration::from_secs(15));
+    wait_for(&imports, "short-lived", "Ready", |object| {
+        object
+            .status
+            .as_ref()
+            .is_some_and(|status| is_true(&status.conditions, "Ready"))
+    })
+    .await;
+    // Kept until the TTL has passed on the clock the operator shares with AWS...
+    rig.advance(Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        imports.get_opt("short-lived").await.expect("get").is_some(),
+        "kept before the TTL"
+    );
+    // ...and deleted after.
+    let describes = rig.calls(Operation::DescribeFhirImportJob);
+    rig.advance(Duration::from_secs(61));
+    super::harness::wait_gone(&imports, "short-lived").await;
+    assert_eq!(
+        rig.calls(Operation::DescribeFhirImportJob),
+        describes,
+        "no AWS call for a finished job"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_datastore_ids_need_the_operator_flag() {
+    let rig = Rig::start().await;
+    let datastore = create_ready(&rig, "patients", "  deletionPolicy: Delete\n").await;
+    let id = datastore
+        .status
+        .and_then(|status| status.datastore_id)
+        .expect("id");
+    let exports = rig.api::<FHIRExportJob>();
+    let mut job = export_job("by-id", "unused");
+    job.spec.datastore_ref = None;
+    job.spec.datastore_id = Some(id.clone());
+    exports
+        .create(&PostParams::default(), &job)
+        .await
+        .expect("admitted");
+    let refused = wait_for(&exports, "by-id", "Stalled", |object| {
+        object.status.as_ref().is_some_and(|status| {
+            condition(&status.conditions, "Stalled")
+                == ("True".to_owned(), "DatastoreIdRefsDisabled".to_owned())
+        })
+    })
+    .await;
+    assert!(refused.status.is_some_and(|status| status.job_id.is_none()));
+    assert_eq!(rig.calls(Operation::StartFhirExportJob), 0);
+
+    let permissive = Rig::start_with(
+        healthlake_operator::emulator::EmulatorConfig::for_tests(),
+        super::harness::unlimited(),
+        |settings| {
+            settings.allow_datastore_id_refs = true;
+        },
+    )
+    .await;
+    let datastore = create_ready(&permissive, "patients", "  deletionPolicy: Delete\n").await;
+    job.spec.datastore_id = datastore.status.and_then(|status| status.datastore_id);
+    let exports = permissive.api::<FHIRExportJob>();
+    exports
+        .create(&PostParams::default(), &job)
+        .await
+        .expect("admitted");
+    wait_for(&exports, "by-id", "started", |object| {
+        export_status(object).is_some()
+    })
+    .await;
+    assert_eq!(permissive.calls(Operation::StartFhirExportJob), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_and_errors_are_reported_as_events() {
+    use k8s_openapi::api::events::v1::Event;
+    let rig = Rig::start().await;
+    create_ready(&rig, "patients", "  deletionPolicy: Delete\n").await;
+    rig.emulator.inject(Fault::AccessDenied {
+        operation: Operation::StartFhirImportJob,
+    });
+    let imports = rig.api::<FHIRImportJob>();
+    imports
+        .create(&PostParams::default(), &import_job("denied", "patients"))
+        .await
+        .expect("admitted");
+    wait_for(&imports, "denied", "Stalled", |object| {
+        object
+            .status
+            .as_ref()
+            .is_some_and(|status| is_true(&status.conditions, "Stalled"))
+    })
+    .await;
+    let events = rig.api::<Event>();
+    let reasons = |kind: &'static str, name: &'static str, warning: bool| {
+        let events = events.clone();
+        async move {
+            events
+                .list(&Default::default())
+                .await
+                .expect("events listed")
+                .items
+                .into_iter()
+                .filter(|event| {
+                    event.regarding.as_ref().is_some_and(|regarding| {
+                        regarding.kind.as_deref() == Some(kind)
+                            && regarding.name.as_deref() == Some(name)
+                    })
+                })
+                .filter(|event| (event.type_.as_deref() == Some("Warning")) == warning)
+                .filter_map(|event| event.reason)
+                .collect::<Vec<_>>()
+        }
+    };
+    eventually("the datastore's transitions are Normal events", || async {
+        let normal = reasons("FHIRDatastore", "patients", false).await;
+        ["Creating", "Created", "Active"]
+            .iter()
+            .all(|reason| normal.iter().any(|seen| seen == reason))
+    })
+    .await;
+    eventually("the job's error is a Warning event", || async {
+        reasons("FHIRImportJob", "denied", true)
+            .await
+            .iter()
+            .any(|reason| reason == "AccessDenied")
+    })
+    .await;
+}
