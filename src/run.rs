@@ -140,6 +140,13 @@ pub enum RunError {
 impl RunArgs {
     /// The controller settings these flags describe.
     pub fn settings(&self) -> Result<Settings, RunError> {
+        if self.concurrency == 0 {
+            // kube-runtime reads 0 as "unbounded", the opposite of what anyone means by it.
+            return Err(RunError::InvalidFlag {
+                flag: "--concurrency",
+                reason: "0 would run reconciles without bound; give at least 1".to_owned(),
+            });
+        }
         Ok(Settings {
             default_region: self.region.clone(),
             allow_datastore_id_refs: self.allow_datastore_id_refs,
@@ -296,5 +303,54 @@ async fn metrics_text(
             [("content-type", "text/plain")],
             "failed to encode metrics".to_owned(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn settings(flags: &[&str]) -> Result<Settings, RunError> {
+        let mut arguments = vec!["healthlake-operator"];
+        arguments.extend_from_slice(flags);
+        Command::try_parse_from(arguments)
+            .expect("flags parse")
+            .run
+            .settings()
+    }
+
+    #[test]
+    fn flags_become_settings() {
+        let settings = settings(&[
+            "--namespaces",
+            "a,b",
+            "--poll-long-seconds",
+            "30",
+            "--allow-datastore-id-refs",
+        ])
+        .expect("valid");
+        assert_eq!(settings.poll_long, Duration::from_secs(30));
+        assert!(settings.allow_datastore_id_refs);
+        assert_eq!(settings.concurrency, 8);
+    }
+
+    #[test]
+    fn impossible_values_are_refused_with_the_flag_named() {
+        for (flags, flag) in [
+            (&["--concurrency", "0"][..], "--concurrency"),
+            (&["--poll-soon-seconds", "0"][..], "--poll-soon-seconds"),
+            (&["--resync-seconds=-5"][..], "--resync-seconds"),
+        ] {
+            let error = settings(flags).expect_err("refused");
+            assert!(error.to_string().contains(flag), "{error}");
+        }
     }
 }
