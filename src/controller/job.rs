@@ -186,7 +186,7 @@ pub(super) async fn run<K: JobKind>(
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, job_context)
-        .for_each(|_| async {})
+        .for_each(|result| super::report_watch_failure(K::KIND, result))
         .await;
 }
 

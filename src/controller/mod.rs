@@ -381,6 +381,24 @@ where
     (reader, stream)
 }
 
+/// Logs what a controller's output stream reports that nobody else does: a failing watch (the
+/// CRD is missing, or RBAC forbids listing it). Reconcile failures are logged by the error
+/// policies; a cleanup still under way is not a failure.
+async fn report_watch_failure<K, E>(
+    kind: &'static str,
+    result: Result<
+        (kube::runtime::reflector::ObjectRef<K>, Action),
+        kube::runtime::controller::Error<E, watcher::Error>,
+    >,
+) where
+    K: Resource,
+    E: std::error::Error,
+{
+    if let Err(kube::runtime::controller::Error::QueueError(error)) = result {
+        tracing::warn!(%error, kind, "watch failed: are the CRDs installed, and may the operator list and watch them?");
+    }
+}
+
 /// Runs the three controllers over `namespaces` (all namespaces when empty) until `shutdown`
 /// resolves.
 pub async fn run(
@@ -410,7 +428,7 @@ pub async fn run(
                     datastore::error_policy,
                     context.clone(),
                 )
-                .for_each(|_| async {}),
+                .for_each(|result| report_watch_failure("FHIRDatastore", result)),
         );
         tasks.spawn(job::run::<FHIRImportJob>(
             context.clone(),
