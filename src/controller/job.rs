@@ -65,81 +65,69 @@ pub trait JobKind:
     ) -> BoxFuture<'a, HealthLakeResult<Job>>;
 }
 
-impl JobKind for FHIRImportJob {
-    type Status = FHIRImportJobStatus;
-    const KIND: &'static str = "FHIRImportJob";
-    const VERB: &'static str = "import";
-    fn job_status(&self) -> Option<&Self::Status> {
-        self.status.as_ref()
-    }
-    fn reference(&self) -> Option<&DatastoreReference> {
-        self.spec.datastore_ref.as_ref()
-    }
-    fn raw_datastore_id(&self) -> Option<&str> {
-        self.spec.datastore_id.as_deref()
-    }
-    fn ttl(&self) -> Option<i32> {
-        self.spec.ttl_seconds_after_finished
-    }
-    fn start<'a>(
-        &'a self,
-        healthlake: &'a dyn HealthLake,
-        meta: &'a ObjectMeta,
-        region: &'a str,
-        datastore_id: &'a str,
-    ) -> BoxFuture<'a, HealthLakeResult<StartedJob>> {
-        Box::pin(async move {
-            let request = decide::import_request(&self.spec, meta, datastore_id);
-            healthlake.start_import_job(region, &request).await
-        })
-    }
-    fn describe<'a>(
-        healthlake: &'a dyn HealthLake,
-        region: &'a str,
-        datastore_id: &'a str,
-        job_id: &'a str,
-    ) -> BoxFuture<'a, HealthLakeResult<Job>> {
-        healthlake.describe_import_job(region, datastore_id, job_id)
-    }
+/// Implements [`JobKind`] for a job resource: import and export jobs differ only in their types,
+/// their names, how the start request is built, and which HealthLake calls start and describe
+/// them.
+macro_rules! job_kind {
+    ($kind:ty, $status:ty, $name:literal, $verb:literal, $request:path, $start:ident, $describe:ident) => {
+        impl JobKind for $kind {
+            type Status = $status;
+            const KIND: &'static str = $name;
+            const VERB: &'static str = $verb;
+            fn job_status(&self) -> Option<&Self::Status> {
+                self.status.as_ref()
+            }
+            fn reference(&self) -> Option<&DatastoreReference> {
+                self.spec.datastore_ref.as_ref()
+            }
+            fn raw_datastore_id(&self) -> Option<&str> {
+                self.spec.datastore_id.as_deref()
+            }
+            fn ttl(&self) -> Option<i32> {
+                self.spec.ttl_seconds_after_finished
+            }
+            fn start<'a>(
+                &'a self,
+                healthlake: &'a dyn HealthLake,
+                meta: &'a ObjectMeta,
+                region: &'a str,
+                datastore_id: &'a str,
+            ) -> BoxFuture<'a, HealthLakeResult<StartedJob>> {
+                Box::pin(async move {
+                    let request = $request(&self.spec, meta, datastore_id);
+                    healthlake.$start(region, &request).await
+                })
+            }
+            fn describe<'a>(
+                healthlake: &'a dyn HealthLake,
+                region: &'a str,
+                datastore_id: &'a str,
+                job_id: &'a str,
+            ) -> BoxFuture<'a, HealthLakeResult<Job>> {
+                healthlake.$describe(region, datastore_id, job_id)
+            }
+        }
+    };
 }
 
-impl JobKind for FHIRExportJob {
-    type Status = FHIRExportJobStatus;
-    const KIND: &'static str = "FHIRExportJob";
-    const VERB: &'static str = "export";
-    fn job_status(&self) -> Option<&Self::Status> {
-        self.status.as_ref()
-    }
-    fn reference(&self) -> Option<&DatastoreReference> {
-        self.spec.datastore_ref.as_ref()
-    }
-    fn raw_datastore_id(&self) -> Option<&str> {
-        self.spec.datastore_id.as_deref()
-    }
-    fn ttl(&self) -> Option<i32> {
-        self.spec.ttl_seconds_after_finished
-    }
-    fn start<'a>(
-        &'a self,
-        healthlake: &'a dyn HealthLake,
-        meta: &'a ObjectMeta,
-        region: &'a str,
-        datastore_id: &'a str,
-    ) -> BoxFuture<'a, HealthLakeResult<StartedJob>> {
-        Box::pin(async move {
-            let request = decide::export_request(&self.spec, meta, datastore_id);
-            healthlake.start_export_job(region, &request).await
-        })
-    }
-    fn describe<'a>(
-        healthlake: &'a dyn HealthLake,
-        region: &'a str,
-        datastore_id: &'a str,
-        job_id: &'a str,
-    ) -> BoxFuture<'a, HealthLakeResult<Job>> {
-        healthlake.describe_export_job(region, datastore_id, job_id)
-    }
-}
+job_kind!(
+    FHIRImportJob,
+    FHIRImportJobStatus,
+    "FHIRImportJob",
+    "import",
+    decide::import_request,
+    start_import_job,
+    describe_import_job
+);
+job_kind!(
+    FHIRExportJob,
+    FHIRExportJobStatus,
+    "FHIRExportJob",
+    "export",
+    decide::export_request,
+    start_export_job,
+    describe_export_job
+);
 
 /// The shared context plus the datastores the jobs refer to.
 struct JobContext {
