@@ -588,3 +588,108 @@ async fn transitions_and_errors_are_reported_as_events() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_jobs_and_jobs_with_errors_stall_with_what_aws_reported() {
+    use healthlake_operator::emulator::{InjectedJobOutcome, JobKind};
+    let rig = Rig::start().await;
+    create_ready(&rig, "patients", "  deletionPolicy: Delete\n").await;
+    rig.emulator.inject(Fault::JobOutcome {
+        job_kind: Some(JobKind::Export),
+        job_name: Some("broken-export".to_owned()),
+        outcome: InjectedJobOutcome::Failed {
+            message: "the output bucket denied access".to_owned(),
+        },
+    });
+    rig.emulator.inject(Fault::JobOutcome {
+        job_kind: Some(JobKind::Import),
+        job_name: Some("messy-import".to_owned()),
+        outcome: InjectedJobOutcome::CompletedWithErrors {
+            resources_with_error: 7,
+            files_with_error: 1,
+        },
+    });
+    let exports = rig.api::<FHIRExportJob>();
+    let imports = rig.api::<FHIRImportJob>();
+    exports
+        .create(
+            &PostParams::default(),
+            &export_job("broken-export", "patients"),
+        )
+        .await
+        .expect("admitted");
+    imports
+        .create(
+            &PostParams::default(),
+            &import_job("messy-import", "patients"),
+        )
+        .await
+        .expect("admitted");
+    let stalled =
+        |object_conditions: Option<
+            &Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+        >| { object_conditions.is_some_and(|conditions| is_true(conditions, "Stalled")) };
+    let converged = async {
+        loop {
+            rig.advance(Duration::from_secs(5));
+            let export = exports.get("broken-export").await.expect("export");
+            let import = imports.get("messy-import").await.expect("import");
+            if stalled(export.status.as_ref().map(|status| &status.conditions))
+                && stalled(import.status.as_ref().map(|status| &status.conditions))
+            {
+                return (export, import);
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    };
+    let (export, import) = tokio::time::timeout(Duration::from_secs(30), converged)
+        .await
+        .expect("both jobs ended");
+
+    let status = export.status.expect("status");
+    assert_eq!(
+        status
+            .job_status
+            .map(|status| status.to_string())
+            .as_deref(),
+        Some("FAILED")
+    );
+    assert_eq!(condition(&status.conditions, "Stalled").1, "Failed");
+    assert_eq!(
+        status.message.as_deref(),
+        Some("the output bucket denied access")
+    );
+    let stall = status
+        .conditions
+        .iter()
+        .find(|condition| condition.type_ == "Stalled")
+        .expect("stalled");
+    assert!(
+        stall.message.contains("the output bucket denied access"),
+        "{}",
+        stall.message
+    );
+
+    let status = import.status.expect("status");
+    assert_eq!(
+        status
+            .job_status
+            .map(|status| status.to_string())
+            .as_deref(),
+        Some("COMPLETED_WITH_ERRORS")
+    );
+    assert_eq!(
+        condition(&status.conditions, "Stalled").1,
+        "CompletedWithErrors"
+    );
+    assert_eq!(condition(&status.conditions, "Ready").0, "False");
+    let progress = status.progress.expect("progress");
+    assert_eq!(
+        progress.total_number_of_resources_with_customer_error,
+        Some(7)
+    );
+    assert_eq!(
+        progress.total_number_of_files_read_with_customer_error,
+        Some(1)
+    );
+}
