@@ -171,23 +171,7 @@ impl Store {
         if is_namespace {
             new["status"] = json!({"phase": "Terminating"});
         }
-        let revision = self.next_revision();
-        set_metadata(
-            &mut new,
-            "resourceVersion",
-            Value::String(revision.to_string()),
-        );
-        self.objects
-            .entry(storage_key.clone())
-            .or_default()
-            .insert(key, new.clone());
-        self.record(Change {
-            revision,
-            storage_key,
-            kind: EventKind::Modified,
-            object: new.clone(),
-            previous: Some(old),
-        });
+        let new = self.commit(&storage_key, key, new, Some(old));
         Deleted {
             object: new,
             removed: false,
@@ -217,23 +201,7 @@ impl Store {
             self.remove(storage_key, &key, Some(new));
             return;
         }
-        let revision = self.next_revision();
-        set_metadata(
-            &mut new,
-            "resourceVersion",
-            Value::String(revision.to_string()),
-        );
-        self.objects
-            .entry(storage_key.to_string())
-            .or_default()
-            .insert(key, new.clone());
-        self.record(Change {
-            revision,
-            storage_key: storage_key.to_string(),
-            kind: EventKind::Modified,
-            object: new,
-            previous: Some(object.clone()),
-        });
+        self.commit(storage_key, key, new, Some(object.clone()));
     }
 
     fn orphan_dependents(&mut self, owner_uid: &str) {
@@ -254,24 +222,8 @@ impl Store {
                 }
             }
         }
-        for (storage_key, key, old, mut new) in updates {
-            let revision = self.next_revision();
-            set_metadata(
-                &mut new,
-                "resourceVersion",
-                Value::String(revision.to_string()),
-            );
-            self.objects
-                .entry(storage_key.clone())
-                .or_default()
-                .insert(key, new.clone());
-            self.record(Change {
-                revision,
-                storage_key,
-                kind: EventKind::Modified,
-                object: new,
-                previous: Some(old),
-            });
+        for (storage_key, key, old, new) in updates {
+            self.commit(&storage_key, key, new, Some(old));
         }
     }
 

@@ -405,6 +405,40 @@ impl Store {
         })
     }
 
+    /// Stores `object` under a fresh resourceVersion and tells watchers: ADDED when there was no
+    /// `previous` state, MODIFIED otherwise. Returns the object as stored.
+    pub(super) fn commit(
+        &mut self,
+        storage_key: &str,
+        key: (String, String),
+        mut object: Value,
+        previous: Option<Value>,
+    ) -> Value {
+        let revision = self.next_revision();
+        set_metadata(
+            &mut object,
+            "resourceVersion",
+            Value::String(revision.to_string()),
+        );
+        self.objects
+            .entry(storage_key.to_string())
+            .or_default()
+            .insert(key, object.clone());
+        let kind = if previous.is_some() {
+            EventKind::Modified
+        } else {
+            EventKind::Added
+        };
+        self.record(Change {
+            revision,
+            storage_key: storage_key.to_string(),
+            kind,
+            object: object.clone(),
+            previous,
+        });
+        object
+    }
+
     pub(super) fn record(&mut self, change: Change) {
         let change = Arc::new(change);
         self.history.push_back(Arc::clone(&change));

@@ -7,10 +7,7 @@ use serde_json::{Value, json};
 
 use super::checks::{field_error, is_dns_subdomain};
 use super::delete::CRD_CLEANUP;
-use super::{
-    Change, EventKind, Store, WriteOptions, finalizers, metadata_mut, now_timestamp, set_metadata,
-    text_at,
-};
+use super::{Store, WriteOptions, finalizers, metadata_mut, now_timestamp, set_metadata, text_at};
 use crate::admission::FieldErrorKind;
 use crate::apiserver::apply::{self, ApplyRequest};
 use crate::apiserver::conversion;
@@ -228,23 +225,7 @@ impl Store {
         if options.dry_run {
             return Ok(object);
         }
-        let revision = self.next_revision();
-        set_metadata(
-            &mut object,
-            "resourceVersion",
-            Value::String(revision.to_string()),
-        );
-        self.objects
-            .entry(storage_key.clone())
-            .or_default()
-            .insert(key, object.clone());
-        self.record(Change {
-            revision,
-            storage_key,
-            kind: EventKind::Added,
-            object: object.clone(),
-            previous: None,
-        });
+        let object = self.commit(&storage_key, key, object, None);
         Ok(Self::presented(resource, &object))
     }
 
@@ -527,24 +508,8 @@ impl Store {
             self.collect_garbage();
             return Ok(Self::presented(resource, &new));
         }
-        let revision = self.next_revision();
-        set_metadata(
-            &mut new,
-            "resourceVersion",
-            Value::String(revision.to_string()),
-        );
         let key = (text_at(&new, "/metadata/namespace").to_string(), name);
-        self.objects
-            .entry(storage_key.clone())
-            .or_default()
-            .insert(key, new.clone());
-        self.record(Change {
-            revision,
-            storage_key,
-            kind: EventKind::Modified,
-            object: new.clone(),
-            previous: Some(old),
-        });
+        let new = self.commit(&storage_key, key, new, Some(old));
         Ok(Self::presented(resource, &new))
     }
 }
