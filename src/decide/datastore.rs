@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Notice, ObjectMeta, Phase, Requeue, set_phase};
+use super::{Notice, ObjectMeta, Phase, Requeue, phase_changed, set_phase};
 use crate::api::{
     DatastoreStatus, DeletionPolicy, FHIRDatastoreSpec, FHIRDatastoreStatus,
     IdentityProviderStatus, OWNER_UID_TAG, RESERVED_TAG_PREFIX,
@@ -265,7 +265,7 @@ pub fn apply(input: &DatastoreInput<'_>) -> Decision {
         }
     };
 
-    let notice = notice.filter(|_| phase_changed(input.status, &status));
+    let notice = notice.filter(|_| phase_changed(&input.status.conditions, &status.conditions));
     Decision {
         action,
         status,
@@ -595,24 +595,6 @@ fn tag_message(id: &str, add: &BTreeMap<String, String>, remove: &[String]) -> S
         parts.push(format!("removing {}", remove.join(", ")));
     }
     format!("syncing tags of datastore {id}: {}", parts.join("; "))
-}
-
-/// True when a condition's status or reason changed: only then is a Normal event worth sending.
-fn phase_changed(old: &FHIRDatastoreStatus, new: &FHIRDatastoreStatus) -> bool {
-    let key = |status: &FHIRDatastoreStatus| {
-        status
-            .conditions
-            .iter()
-            .map(|condition| {
-                (
-                    condition.type_.clone(),
-                    condition.status.clone(),
-                    condition.reason.clone(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    key(old) != key(new)
 }
 
 #[cfg(test)]

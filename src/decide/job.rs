@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::{Notice, ObjectMeta, Phase, Requeue, set_phase};
+use super::{Notice, ObjectMeta, Phase, Requeue, phase_changed, set_phase};
 use crate::api::{
     ConditionType, DatastoreReference, FHIRDatastore, FHIRExportJobSpec, FHIRExportJobStatus,
     FHIRImportJobSpec, FHIRImportJobStatus, JobProgress, JobStatus,
@@ -356,7 +356,8 @@ pub fn decide<S: JobRecord>(input: &JobInput<'_, S>) -> JobDecision<S> {
                 (action, Requeue::Soon, None)
             }
         };
-        let notice = notice.filter(|_| phase_changed(input.status, &status));
+        let notice =
+            notice.filter(|_| phase_changed(input.status.conditions(), status.conditions()));
         return JobDecision {
             action,
             status,
@@ -395,7 +396,7 @@ pub fn decide<S: JobRecord>(input: &JobInput<'_, S>) -> JobDecision<S> {
     } else {
         (JobAction::None, requeue)
     };
-    let notice = notice.filter(|_| phase_changed(input.status, &status));
+    let notice = notice.filter(|_| phase_changed(input.status.conditions(), status.conditions()));
     JobDecision {
         action,
         status,
@@ -612,23 +613,6 @@ pub fn export_request(
         },
         data_access_role_arn: spec.data_access_role_arn.clone(),
     }
-}
-
-fn phase_changed<S: JobRecord>(old: &S, new: &S) -> bool {
-    let key = |status: &S| {
-        status
-            .conditions()
-            .iter()
-            .map(|condition| {
-                (
-                    condition.type_.clone(),
-                    condition.status.clone(),
-                    condition.reason.clone(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    key(old) != key(new)
 }
 
 #[cfg(test)]

@@ -159,6 +159,14 @@ pub(crate) fn set_phase(
     );
 }
 
+/// True when a condition's status or reason changed: only then is a Normal event worth sending.
+pub(crate) fn phase_changed(old: &[Condition], new: &[Condition]) -> bool {
+    fn key(condition: &Condition) -> (&str, &str, &str) {
+        (&condition.type_, &condition.status, &condition.reason)
+    }
+    !old.iter().map(key).eq(new.iter().map(key))
+}
+
 /// How a failed HealthLake call changes the conditions, and when to try again.
 ///
 /// `action` says what was attempted, for the message: "create datastore patients".
