@@ -36,6 +36,26 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestExpired",
 ];
 
+/// Error codes of requests AWS refused for their credentials or permissions: terminal, since only a
+/// change outside Kubernetes (IAM, credentials) fixes them, so they are retried on the slow
+/// schedule of Stalled objects.
+const ACCESS_CODES: &[&str] = &[
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnauthorizedOperation",
+    "NotAuthorized",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "MissingAuthenticationTokenException",
+    "IncompleteSignatureException",
+    "OptInRequired",
+];
+
+/// Error codes AWS uses when an account-wide quota (not a request rate) is used up.
+const QUOTA_CODES: &[&str] = &["ServiceQuotaExceededException", "LimitExceededException"];
+
 /// The reason given to conditions and events for an access-denied error.
 pub const ACCESS_DENIED_REASON: &str = "AccessDenied";
 
@@ -59,8 +79,8 @@ where
             let status = response_error.raw().status().as_u16();
             let cause = DisplayErrorContext(&error).to_string();
             if (400..500).contains(&status) && status != 429 {
-                HealthLakeError::Terminal {
-                    reason: http_status_reason(status),
+                HealthLakeError::Unrecognized {
+                    code: http_status_reason(status),
                     message: format!("unreadable error response (HTTP {status}): {cause}"),
                 }
             } else if status == 429 {
@@ -111,8 +131,11 @@ pub fn classify_service_error(
             reason: "ValidationException".to_owned(),
             message: aws_message,
         },
-        Some("AccessDeniedException") => HealthLakeError::Terminal {
+        Some(code) if ACCESS_CODES.contains(&code) => HealthLakeError::Terminal {
             reason: ACCESS_DENIED_REASON.to_owned(),
+            message: aws_message,
+        },
+        Some(code) if QUOTA_CODES.contains(&code) => HealthLakeError::AccountQuota {
             message: aws_message,
         },
         Some(code) if THROTTLING_CODES.contains(&code) => HealthLakeError::Throttled {
@@ -124,8 +147,10 @@ pub fn classify_service_error(
         _ if status == 429 => HealthLakeError::Throttled {
             message: aws_message,
         },
-        _ if (400..500).contains(&status) => HealthLakeError::Terminal {
-            reason: code
+        // A client error this operator does not know: retried with backoff rather than taken as
+        // final, since a code AWS adds later may well be transient.
+        _ if (400..500).contains(&status) => HealthLakeError::Unrecognized {
+            code: code
                 .and_then(condition_reason)
                 .unwrap_or_else(|| http_status_reason(status)),
             message: aws_message,
@@ -137,6 +162,26 @@ pub fn classify_service_error(
                 None => format!("HTTP {status}: {aws_message}"),
             },
         },
+    }
+}
+
+/// Reads a refused CreateFHIRDatastore as the account's datastore quota when its message says so.
+///
+/// HealthLake's service model declares no quota error for CreateFHIRDatastore, so the quota on
+/// the number of datastores per account and region can only arrive as a `ValidationException`:
+/// this is the one place where a class is read from AWS's text. A misreading costs little, as both
+/// classes are retried on a slow schedule; only the condition's reason and advice differ.
+pub fn datastore_quota(error: HealthLakeError) -> HealthLakeError {
+    match error {
+        HealthLakeError::Terminal { reason, message } if reason == "ValidationException" => {
+            let lower = message.to_ascii_lowercase();
+            if lower.contains("quota") || lower.contains("maximum number of") {
+                HealthLakeError::AccountQuota { message }
+            } else {
+                HealthLakeError::Terminal { reason, message }
+            }
+        }
+        other => other,
     }
 }
 
@@ -163,6 +208,29 @@ mod tests {
             reason: reason.to_owned(),
             message: message.to_owned(),
         }
+    }
+
+    fn unrecognized(code: &str, message: &str) -> HealthLakeError {
+        HealthLakeError::Unrecognized {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_quota_validation_error_on_create_is_the_account_quota() {
+        let quota = terminal(
+            "ValidationException",
+            "data store quota exceeded: the account already has 10 data stores",
+        );
+        assert!(matches!(
+            datastore_quota(quota),
+            HealthLakeError::AccountQuota { .. }
+        ));
+        let other = terminal("ValidationException", "kms key is disabled");
+        assert_eq!(datastore_quota(other.clone()), other);
+        let denied = terminal("AccessDenied", "quota of patience exceeded");
+        assert_eq!(datastore_quota(denied.clone()), denied);
     }
 
     #[test]
@@ -248,25 +316,36 @@ mod tests {
                 Some("ServiceQuotaExceededException"),
                 Some("too many datastores"),
                 402,
-                terminal("ServiceQuotaExceededException", "too many datastores"),
+                HealthLakeError::AccountQuota {
+                    message: "too many datastores".into(),
+                },
             ),
             (
                 Some("FailedDependencyException"),
                 Some("kms key disabled"),
                 424,
-                terminal("FailedDependencyException", "kms key disabled"),
+                unrecognized("FailedDependencyException", "kms key disabled"),
             ),
             (
                 Some("not a reason!"),
                 Some("odd"),
                 400,
-                terminal("Http400", "odd"),
+                unrecognized("Http400", "odd"),
             ),
             (
                 None,
                 None,
                 404,
-                terminal("Http404", "HTTP 404, no error code or message"),
+                unrecognized("Http404", "HTTP 404, no error code or message"),
+            ),
+            (
+                Some("UnrecognizedClientException"),
+                Some("the security token included in the request is invalid"),
+                400,
+                terminal(
+                    "AccessDenied",
+                    "the security token included in the request is invalid",
+                ),
             ),
             (
                 Some("AccessDeniedException"),
@@ -369,7 +448,7 @@ mod tests {
             ),
             (
                 SdkError::response_error("not json", response(403)),
-                "Terminal",
+                "Unrecognized",
                 "Http403: unreadable error response (HTTP 403)",
             ),
         ];

@@ -61,6 +61,23 @@ pub enum HealthLakeError {
         /// AWS's message.
         message: String,
     },
+    /// An account-wide quota is used up, such as the number of datastores an account may have in
+    /// a region (`ServiceQuotaExceededException`, or a `ValidationException` for it on
+    /// CreateFHIRDatastore): it passes when something is deleted or the quota is raised.
+    #[error("account quota reached: {message}")]
+    AccountQuota {
+        /// AWS's message.
+        message: String,
+    },
+    /// A client error whose code this operator does not know: retried with backoff, since a code
+    /// AWS adds later may be transient, and named in conditions, events and metrics.
+    #[error("unrecognized error {code}: {message}")]
+    Unrecognized {
+        /// AWS's error code (or `Http<status>` when it sent none), usable as a condition reason.
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
     /// The client-side rate limiter has no budget for the call yet; not an AWS error.
     #[error("waiting for request quota for {retry_after:?}")]
     WaitingForQuota {
@@ -78,6 +95,8 @@ impl HealthLakeError {
             Self::Throttled { .. } => "Throttled",
             Self::Retryable { .. } => "Retryable",
             Self::Terminal { .. } => "Terminal",
+            Self::AccountQuota { .. } => "AccountQuota",
+            Self::Unrecognized { .. } => "Unrecognized",
             Self::WaitingForQuota { .. } => "WaitingForQuota",
         }
     }

@@ -215,7 +215,7 @@ impl HealthLake for SdkHealthLake {
             let output = input
                 .send_with(&self.client(region))
                 .await
-                .map_err(classify)?;
+                .map_err(|error| super::classify::datastore_quota(classify(error)))?;
             Ok(convert::summary_from_create(&output))
         })
     }

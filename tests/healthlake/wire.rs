@@ -133,7 +133,8 @@ async fn values_added_after_this_release_are_kept_as_sent() {
     assert_eq!(job.status, JobStatus::Unknown("PAUSED".to_owned()));
 }
 
-/// HTTP status, extra headers, body, expected class, expected Terminal reason.
+/// HTTP status, extra headers, body, expected class, expected Terminal reason (or the code of an
+/// unrecognized error).
 type ErrorCase = (
     u16,
     Vec<(&'static str, &'static str)>,
@@ -167,7 +168,7 @@ async fn error_answers_are_classified_by_code_and_status() {
             400,
             vec![],
             r#"{"__type":"BrandNewException","message":"added next year"}"#,
-            "Terminal",
+            "Unrecognized",
             Some("BrandNewException"),
         ),
         (
@@ -218,6 +219,7 @@ async fn error_answers_are_classified_by_code_and_status() {
         assert_eq!(error.class(), class, "HTTP {status} {body}: {error}");
         let got_reason = match &error {
             HealthLakeError::Terminal { reason, .. } => Some(reason.as_str()),
+            HealthLakeError::Unrecognized { code, .. } => Some(code.as_str()),
             _ => None,
         };
         assert_eq!(got_reason, reason, "HTTP {status} {body}");
