@@ -156,6 +156,7 @@ impl RunArgs {
             backoff_base: seconds("--backoff-base-seconds", self.backoff_base_seconds)?,
             backoff_max: seconds("--backoff-max-seconds", self.backoff_max_seconds)?,
             concurrency: self.concurrency,
+            ..Settings::default()
         })
     }
 }

@@ -26,31 +26,34 @@ use super::patterns;
     namespaced,
     doc = "An Amazon HealthLake FHIR datastore, created, kept in sync and deleted by the operator.",
     status = "FHIRDatastoreStatus",
+    validation = Rule::new("has(self.spec.region) == has(oldSelf.spec.region) || !has(oldSelf.status) || !has(oldSelf.status.region) || (has(self.spec.region) ? self.spec.region == oldSelf.status.region : oldSelf.spec.region == oldSelf.status.region)")
+        .message("spec.region cannot be added or removed after creation, except as the region the datastore is in (status.region): create a new FHIRDatastore in the other region")
+        .field_path(".spec.region"),
+    validation = Rule::new("has(self.spec.datastoreName) == has(oldSelf.spec.datastoreName) || (has(self.spec.datastoreName) ? self.spec.datastoreName == self.metadata.name : oldSelf.spec.datastoreName == self.metadata.name)")
+        .message("spec.datastoreName cannot be added or removed after creation, except as metadata.name, the name it means when omitted: create a new FHIRDatastore instead")
+        .field_path(".spec.datastoreName"),
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.datastoreStatus"}"#,
     printcolumn = r#"{"name":"Datastore ID","type":"string","jsonPath":".status.datastoreId"}"#,
-    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.datastoreEndpoint"}"#,
+    printcolumn = r#"{"name":"Deletion","type":"string","jsonPath":".status.deletionPolicy"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","priority":1,"jsonPath":".status.datastoreEndpoint"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.datastoreName) == has(oldSelf.datastoreName)")
-        .message("datastoreName cannot be added or removed after creation: create a new FHIRDatastore instead")
-        .field_path(".datastoreName"),
-    validation = Rule::new("has(self.sseConfiguration) == has(oldSelf.sseConfiguration)")
-        .message("sseConfiguration cannot be added or removed after creation: create a new FHIRDatastore instead")
+    validation = Rule::new("has(self.sseConfiguration) == has(oldSelf.sseConfiguration) || (has(self.sseConfiguration) ? self.sseConfiguration.kmsEncryptionConfig.cmkType == 'AWS_OWNED_KMS_KEY' : oldSelf.sseConfiguration.kmsEncryptionConfig.cmkType == 'AWS_OWNED_KMS_KEY')")
+        .message("sseConfiguration cannot be added or removed after creation, except as the AWS-owned key it means when omitted: create a new FHIRDatastore instead")
         .field_path(".sseConfiguration"),
     validation = Rule::new("has(self.preloadDataConfig) == has(oldSelf.preloadDataConfig)")
         .message("preloadDataConfig cannot be added or removed after creation: create a new FHIRDatastore instead")
         .field_path(".preloadDataConfig"),
-    validation = Rule::new("has(self.identityProviderConfiguration) == has(oldSelf.identityProviderConfiguration)")
-        .message("identityProviderConfiguration cannot be added or removed after creation: create a new FHIRDatastore instead")
+    validation = Rule::new("has(self.identityProviderConfiguration) == has(oldSelf.identityProviderConfiguration) || (has(self.identityProviderConfiguration) ? (self.identityProviderConfiguration.authorizationStrategy == 'AWS_AUTH' && !has(self.identityProviderConfiguration.metadata) && !has(self.identityProviderConfiguration.idpLambdaArn) && !(has(self.identityProviderConfiguration.fineGrainedAuthorizationEnabled) && self.identityProviderConfiguration.fineGrainedAuthorizationEnabled)) : (oldSelf.identityProviderConfiguration.authorizationStrategy == 'AWS_AUTH' && !has(oldSelf.identityProviderConfiguration.metadata) && !has(oldSelf.identityProviderConfiguration.idpLambdaArn) && !(has(oldSelf.identityProviderConfiguration.fineGrainedAuthorizationEnabled) && oldSelf.identityProviderConfiguration.fineGrainedAuthorizationEnabled)))")
+        .message("identityProviderConfiguration cannot be added or removed after creation, except as the plain AWS_AUTH it means when omitted: create a new FHIRDatastore instead")
         .field_path(".identityProviderConfiguration"),
     validation = Rule::new("has(self.datastoreId) == has(oldSelf.datastoreId)")
         .message("datastoreId cannot be added or removed after creation: create a new FHIRDatastore to adopt a datastore")
         .field_path(".datastoreId"),
-    validation = Rule::new("has(self.region) == has(oldSelf.region)")
-        .message("region cannot be added or removed after creation: create a new FHIRDatastore in the other region")
-        .field_path(".region"),
 )]
 pub struct FHIRDatastoreSpec {
     /// Name of the datastore in HealthLake. Defaults to the object's `metadata.name`.
@@ -96,13 +99,16 @@ pub struct FHIRDatastoreSpec {
     )]
     pub tags: BTreeMap<String, String>,
 
-    /// What happens in AWS when this object is deleted: `Delete` (the default) deletes the
-    /// datastore and all its data; `Retain` leaves the datastore in AWS untouched.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// What happens in AWS when this object is deleted: `Delete` deletes the datastore and all
+    /// its data; `Retain` leaves the datastore in AWS untouched. When unset, a datastore the
+    /// operator created is deleted and an adopted one (`datastoreId`) is retained;
+    /// `status.deletionPolicy` shows the policy in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
 
-    /// Adopt this existing datastore instead of creating one: the operator manages its tags,
-    /// reports its status, and deletes it only if `deletionPolicy` is `Delete`. Immutable.
+    /// Adopt this existing datastore instead of creating one: the operator reports its status,
+    /// adds the spec's tags and removes only tags it set itself (never `aws:` tags or tags set by
+    /// others), and deletes the datastore only if `deletionPolicy` is `Delete`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = patterns::DATASTORE_ID_MAX), regex(pattern = patterns::DATASTORE_ID))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("datastoreId is immutable: create a new FHIRDatastore to adopt another datastore"))]
@@ -293,12 +299,9 @@ pub enum AuthorizationStrategy {
 }
 
 /// What deleting the Kubernetes object does to the datastore in AWS.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 pub enum DeletionPolicy {
     /// Delete the datastore and its data; the object goes once AWS confirms.
-    #[default]
     Delete,
     /// Leave the datastore in AWS untouched.
     Retain,
@@ -340,16 +343,25 @@ pub struct FHIRDatastoreStatus {
     /// are shown as AWS sends them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datastore_status: Option<DatastoreStatus>,
-    /// The region the datastore lives in.
+    /// The region the datastore lives in, pinned before the first AWS call and never changed,
+    /// whatever the operator's default region becomes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The deletion policy in force: `spec.deletionPolicy`, else `Delete` for a datastore the
+    /// operator created and `Retain` for an adopted one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+    /// Tag keys the operator set on the datastore from `spec.tags`. On an adopted datastore these
+    /// are the only keys the operator ever removes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_tags: Option<Vec<String>>,
     /// When AWS created the datastore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Time>,
     /// Why the last create or delete failed, as AWS reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_cause: Option<ErrorCause>,
-    /// Tags AWS reported on the datastore at the last sync, the operator's owner tag included.
+    /// Tags AWS reported on the datastore at the last sync, the operator's own and AWS's included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
     /// The identity provider settings AWS reports.

@@ -24,6 +24,8 @@ use super::patterns;
     doc = "A one-off bulk export of a HealthLake datastore to S3.",
     status = "FHIRExportJobStatus",
     printcolumn = r#"{"name":"Datastore","type":"string","jsonPath":".spec.datastoreRef.name"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.jobStatus"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -80,6 +82,10 @@ pub struct FHIRExportJobStatus {
     /// The datastore the job runs against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datastore_id: Option<String>,
+    /// The region the job runs in, recorded when it starts; every later call for the job goes
+    /// there, even if its FHIRDatastore object is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// When AWS accepted the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submit_time: Option<Time>,

@@ -44,6 +44,13 @@ pub const VERSION: &str = "v1alpha1";
 /// tells anyone looking at the AWS console which Kubernetes object owns the datastore.
 pub const OWNER_UID_TAG: &str = "healthlake.fhir-operator.io/owner-uid";
 
+/// Tag the operator puts on every datastore it creates, holding the object's
+/// `<namespace>/<name>`.
+///
+/// It outlives the object when the datastore is retained, so that re-applying the same manifest
+/// finds the datastore left behind instead of silently creating a second one.
+pub const OWNER_NAME_TAG: &str = "healthlake.fhir-operator.io/owner";
+
 /// Prefix reserved for tags the operator manages; user tags may not use it.
 pub const RESERVED_TAG_PREFIX: &str = "healthlake.fhir-operator.io/";
 

@@ -52,8 +52,8 @@ pub const TAG_KEY_MAX: u32 = 128;
 pub const TAG_VALUE: &str = r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$";
 /// Longest tag value AWS accepts.
 pub const TAG_VALUE_MAX: u32 = 256;
-/// AWS allows 50 tags on a datastore; the operator keeps one for its owner tag.
-pub const USER_TAGS_MAX: u32 = 49;
+/// AWS allows 50 tags on a datastore; the operator keeps two for its owner tags.
+pub const USER_TAGS_MAX: u32 = 48;
 
 /// An AWS region name such as `us-east-1`.
 pub const REGION: &str = r"^[a-z]{2}(-[a-z]+)+-\d+$";

@@ -1,19 +1,26 @@
-//! The FHIRDatastore controller: finalizer, observe, decide, act.
+//! The FHIRDatastore controller: finalizer, observe, decide, act, settle.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kube::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, ResourceExt};
 
-use super::{Context, Error, fail, key_of, object_meta, write_status};
-use crate::api::{DATASTORE_FINALIZER, DatastoreStatus, FHIRDatastore};
-use crate::decide::Requeue;
-use crate::decide::datastore::{self as decide, DatastoreAction, DatastoreInput, Lookup, Observed};
+use super::{Context, Error, Written, object_meta, write_status};
+use crate::api::{DATASTORE_FINALIZER, DatastoreStatus, DeletionPolicy, FHIRDatastore};
+use crate::decide::datastore::{
+    self as decide, DatastoreAction, DatastoreInput, Lookup, Observed, Outcome, Settled,
+};
+use crate::decide::stall::Hold;
+use crate::decide::{ObjectMeta, Requeue};
 use crate::healthlake::{HealthLakeError, Result as HealthLakeResult};
 
 const KIND: &str = "FHIRDatastore";
+
+/// How often a status write that meets a newer object is settled again before the reconcile
+/// gives up and lets the requeue try later.
+const STALE_WRITE_ATTEMPTS: usize = 3;
 
 /// Reconciles one FHIRDatastore through the finalizer helper.
 pub async fn reconcile(object: Arc<FHIRDatastore>, context: Arc<Context>) -> Result<Action, Error> {
@@ -43,8 +50,30 @@ pub fn error_policy(object: Arc<FHIRDatastore>, error: &Error, context: Arc<Cont
     if let Some(action) = error.pending() {
         return action;
     }
-    tracing::warn!(%error, name = %object.metadata.name.as_deref().unwrap_or_default(), "datastore reconcile failed");
-    Action::requeue(context.errors.backoff(&key_of(KIND, object.as_ref())))
+    tracing::warn!(%error, name = %object.name_any(), "datastore reconcile failed");
+    Action::requeue(
+        context
+            .errors
+            .backoff(object.metadata.uid.as_deref().unwrap_or_default()),
+    )
+}
+
+/// What one reconcile observed and did, so that its status can be settled again on a fresher copy
+/// of the object.
+// One value per reconcile, kept on the stack while its status is written: boxing would only add
+// noise.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    /// AWS could not be asked (the limiter waits, or the read failed).
+    Unobserved {
+        error: HealthLakeError,
+        action: String,
+    },
+    /// AWS answered; the decision's action had this outcome.
+    Acted {
+        observed: Observed,
+        outcome: Outcome,
+    },
 }
 
 async fn apply(
@@ -53,95 +82,49 @@ async fn apply(
     context: &Context,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
-    let key = key_of(KIND, object);
-    if context.errors.is_held(&key, meta.generation) {
-        return Ok(Action::await_change());
-    }
     let status = object.status.clone().unwrap_or_default();
-    let region = region_of(object, context);
-    let lookup = decide::lookup(&object.spec, &status, &meta);
-    let observed = match observe(context, &region, &lookup, &meta.uid).await {
-        Ok(observed) => observed,
-        Err(error) => {
-            let action = format!("look up datastore of {}", meta.name);
-            return fail(
-                api, object, KIND, context, &status, &status, &error, &action,
-            )
-            .await;
-        }
-    };
-    let decision = decide::apply(&DatastoreInput {
-        meta: &meta,
-        spec: &object.spec,
-        status: &status,
-        region: &region,
-        observed: &observed,
-        now: context.now(),
-    });
-    if let Some(notice) = &decision.notice {
-        context.publish(object, notice, "Reconcile").await;
+    if let Some(pinned) = decide::pin(
+        &object.spec,
+        &status,
+        &context.settings.default_region,
+        &meta,
+        context.now(),
+    ) {
+        // The region is pinned before the first AWS call, so that a restart under another
+        // default region can never look for (or create) the datastore elsewhere.
+        return match write_status(
+            api,
+            &meta.name,
+            object.resource_version().as_deref(),
+            &status,
+            &pinned,
+        )
+        .await?
+        {
+            Written::Done => Ok(context.action(object, &meta, Requeue::Soon)),
+            Written::Stale => Ok(Action::requeue(std::time::Duration::from_millis(100))),
+        };
     }
-    // One status write per reconcile, after the AWS call that changes something, so that a
-    // wait for quota does not flap the conditions between "about to" and "waiting".
-    let written = match &decision.action {
-        DatastoreAction::Create(request) => {
-            match context.healthlake.create_datastore(&region, request).await {
-                Ok(summary) => {
-                    let created =
-                        decide::after_create(&decision.status, &summary, &meta, context.now());
-                    let message = format!(
-                        "HealthLake accepted datastore {} ({})",
-                        summary.id, request.name
-                    );
-                    context
-                        .publish(
-                            object,
-                            &crate::decide::Notice::normal("Created", message),
-                            "Create",
-                        )
-                        .await;
-                    created
-                }
-                Err(error) => {
-                    let action = format!("create datastore {}", request.name);
-                    return fail(
-                        api,
-                        object,
-                        KIND,
-                        context,
-                        &status,
-                        &decision.status,
-                        &error,
-                        &action,
-                    )
-                    .await;
-                }
-            }
+    if let Hold::Wait(wait) = context.hold(object, &meta, &status.conditions) {
+        return Ok(Action::requeue(wait));
+    }
+    let region = decide::region(&object.spec, &status, &context.settings.default_region);
+    let lookup = decide::lookup(&object.spec, &status, &meta);
+    let step = match observe(context, &region, &lookup, &meta).await {
+        Err(error) => Step::Unobserved {
+            error,
+            action: format!("look up datastore of {}", meta.name),
+        },
+        Ok(observed) => {
+            let decision =
+                decide::apply(&input(object, &status, &meta, &region, &observed, context));
+            let outcome = act(context, &region, &decision.action).await;
+            Step::Acted { observed, outcome }
         }
-        DatastoreAction::SyncTags { arn, add, remove } => {
-            if let Err(error) = sync_tags(context, &region, arn, add, remove).await {
-                let action = format!("sync tags of datastore {arn}");
-                return fail(
-                    api,
-                    object,
-                    KIND,
-                    context,
-                    &status,
-                    &decision.status,
-                    &error,
-                    &action,
-                )
-                .await;
-            }
-            decision.status.clone()
-        }
-        DatastoreAction::None
-        | DatastoreAction::Delete { .. }
-        | DatastoreAction::ReleaseFinalizer => decision.status.clone(),
     };
-    write_status(api, &meta.name, &status, &written).await?;
-    context.errors.succeeded(&key);
-    Ok(context.action(&key, decision.requeue))
+    let settled =
+        settle_and_write(api, object, &meta, &region, &step, context, decide::apply).await?;
+    Ok(context.action(object, &meta, settled.requeue))
 }
 
 async fn cleanup(
@@ -150,106 +133,177 @@ async fn cleanup(
     context: &Context,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
-    let key = key_of(KIND, object);
     let status = object.status.clone().unwrap_or_default();
-    let region = region_of(object, context);
-    let observed = if object.spec.deletion_policy == crate::api::DeletionPolicy::Retain {
+    let region = decide::region(&object.spec, &status, &context.settings.default_region);
+    let retain = decide::deletion_policy(&object.spec) == DeletionPolicy::Retain;
+    if !retain && let Hold::Wait(wait) = context.hold(object, &meta, &status.conditions) {
+        return Err(Error::CleanupPending(Action::requeue(wait)));
+    }
+    let observed = if retain {
         // Retain never calls AWS: report what the status already knows.
         match status
             .datastore_id
             .clone()
             .or_else(|| object.spec.datastore_id.clone())
         {
-            Some(datastore_id) => Observed::Gone { datastore_id },
-            None => Observed::Absent,
+            Some(datastore_id) => Ok(Observed::Gone { datastore_id }),
+            None => Ok(Observed::Absent),
         }
+    } else if status.region.is_none() && status.datastore_id.is_none() {
+        // Never reconciled: no AWS call was ever made for the object.
+        Ok(Observed::Absent)
     } else {
         let lookup = decide::lookup(&object.spec, &status, &meta);
-        match observe(context, &region, &lookup, &meta.uid).await {
-            Ok(observed) => observed,
-            Err(error) => {
-                let action = format!("look up datastore of {}", meta.name);
-                let requeue = fail(
-                    api, object, KIND, context, &status, &status, &error, &action,
-                )
-                .await?;
-                return Err(Error::CleanupPending(requeue));
-            }
-        }
+        observe(context, &region, &lookup, &meta).await
     };
-    let decision = decide::cleanup(&DatastoreInput {
-        meta: &meta,
-        spec: &object.spec,
-        status: &status,
-        region: &region,
-        observed: &observed,
-        now: context.now(),
-    });
-    if let Some(notice) = &decision.notice {
-        context.publish(object, notice, "Delete").await;
-    }
-    let written = match &decision.action {
-        DatastoreAction::ReleaseFinalizer => {
-            context.errors.forget(&key);
-            return Ok(Action::await_change());
-        }
-        DatastoreAction::Delete { datastore_id } => {
-            match context
-                .healthlake
-                .delete_datastore(&region, datastore_id)
-                .await
+    let step = match observed {
+        Err(error) => Step::Unobserved {
+            error,
+            action: format!("look up datastore of {}", meta.name),
+        },
+        Ok(observed) => {
+            let decision =
+                decide::cleanup(&input(object, &status, &meta, &region, &observed, context));
+            if decision.action == DatastoreAction::ReleaseFinalizer {
+                if let Some(notice) = &decision.notice {
+                    context.publish(object, notice, "Delete").await;
+                }
+                context.errors.forget(&meta.uid);
+                return Ok(Action::await_change());
+            }
+            let outcome = act(context, &region, &decision.action).await;
+            if let Outcome::Failed {
+                error: HealthLakeError::NotFound { .. },
+                ..
+            } = outcome
             {
-                Ok(summary) => {
-                    decide::after_delete(&decision.status, &summary, &meta, context.now())
-                }
-                Err(HealthLakeError::NotFound { .. }) => {
-                    context.errors.forget(&key);
-                    return Ok(Action::await_change());
-                }
-                Err(error) => {
-                    let action = format!("delete datastore {datastore_id}");
-                    let requeue = fail(
-                        api,
-                        object,
-                        KIND,
-                        context,
-                        &status,
-                        &decision.status,
-                        &error,
-                        &action,
-                    )
-                    .await?;
-                    return Err(Error::CleanupPending(requeue));
-                }
+                // DeleteFHIRDatastore in the datastore's own (pinned) region: NotFound is gone.
+                context.errors.forget(&meta.uid);
+                return Ok(Action::await_change());
             }
-        }
-        DatastoreAction::None | DatastoreAction::Create(_) | DatastoreAction::SyncTags { .. } => {
-            decision.status.clone()
+            Step::Acted { observed, outcome }
         }
     };
-    write_status(api, &meta.name, &status, &written).await?;
-    context.errors.succeeded(&key);
-    let requeue = match decision.requeue {
+    let settled =
+        settle_and_write(api, object, &meta, &region, &step, context, decide::cleanup).await?;
+    let requeue = match settled.requeue {
         Requeue::AwaitChange => Requeue::LongOperation,
         other => other,
     };
-    Err(Error::CleanupPending(context.action(&key, requeue)))
+    Err(Error::CleanupPending(
+        context.action(object, &meta, requeue),
+    ))
 }
 
-fn region_of(object: &FHIRDatastore, context: &Context) -> String {
-    object
-        .spec
-        .region
-        .clone()
-        .unwrap_or_else(|| context.settings.default_region.clone())
+fn input<'a>(
+    object: &'a FHIRDatastore,
+    status: &'a crate::api::FHIRDatastoreStatus,
+    meta: &'a ObjectMeta,
+    region: &'a str,
+    observed: &'a Observed,
+    context: &Context,
+) -> DatastoreInput<'a> {
+    DatastoreInput {
+        meta,
+        spec: &object.spec,
+        status,
+        region,
+        observed,
+        stuck_after: context.settings.datastore_stuck_after,
+        now: context.now(),
+    }
 }
 
-/// Asks AWS what it holds for the object, as `lookup` says.
+/// Settles the step on the object's status and writes it; when the object changed meanwhile
+/// (409), re-reads it and settles the same step again on the fresh status, so that what AWS
+/// answered is recorded and nothing newer is overwritten. Publishes the settled events once.
+async fn settle_and_write(
+    api: &Api<FHIRDatastore>,
+    object: &FHIRDatastore,
+    meta: &ObjectMeta,
+    region: &str,
+    step: &Step,
+    context: &Context,
+    decide_with: fn(&DatastoreInput<'_>) -> decide::Decision,
+) -> Result<Settled<crate::api::FHIRDatastoreStatus>, Error> {
+    let mut current = object.clone();
+    for _ in 0..STALE_WRITE_ATTEMPTS {
+        let status = current.status.clone().unwrap_or_default();
+        let settled = match step {
+            Step::Unobserved { error, action } => {
+                context.count_error(KIND, error);
+                decide::unobserved(&status, error, action, meta, context.now())
+            }
+            Step::Acted { observed, outcome } => {
+                if let Outcome::Failed { error, .. } = outcome {
+                    context.count_error(KIND, error);
+                }
+                let input = input(&current, &status, meta, region, observed, context);
+                decide::settle(&decide_with(&input), outcome, &input)
+            }
+        };
+        match write_status(
+            api,
+            &meta.name,
+            current.resource_version().as_deref(),
+            &status,
+            &settled.status,
+        )
+        .await?
+        {
+            Written::Done => {
+                for notice in &settled.notices {
+                    context.publish(object, notice, "Reconcile").await;
+                }
+                return Ok(settled);
+            }
+            Written::Stale => current = api.get(&meta.name).await?,
+        }
+    }
+    Err(Error::StaleStatus)
+}
+
+/// Carries out a decision's action.
+async fn act(context: &Context, region: &str, action: &DatastoreAction) -> Outcome {
+    let healthlake = context.healthlake.as_ref();
+    match action {
+        DatastoreAction::None | DatastoreAction::ReleaseFinalizer => Outcome::Nothing,
+        DatastoreAction::Create(request) => {
+            match healthlake.create_datastore(region, request).await {
+                Ok(summary) => Outcome::Created(summary),
+                Err(error) => Outcome::Failed {
+                    error,
+                    action: format!("create datastore {} in {region}", request.name),
+                },
+            }
+        }
+        DatastoreAction::SyncTags { arn, add, remove } => {
+            match sync_tags(context, region, arn, add, remove).await {
+                Ok(()) => Outcome::TagsSynced,
+                Err(error) => Outcome::Failed {
+                    error,
+                    action: format!("sync tags of datastore {arn}"),
+                },
+            }
+        }
+        DatastoreAction::Delete { datastore_id } => {
+            match healthlake.delete_datastore(region, datastore_id).await {
+                Ok(summary) => Outcome::DeleteAccepted(summary),
+                Err(error) => Outcome::Failed {
+                    error,
+                    action: format!("delete datastore {datastore_id} in {region}"),
+                },
+            }
+        }
+    }
+}
+
+/// Asks AWS what it holds for the object, as `lookup` says, in the object's pinned region.
 async fn observe(
     context: &Context,
     region: &str,
     lookup: &Lookup,
-    uid: &str,
+    meta: &ObjectMeta,
 ) -> HealthLakeResult<Observed> {
     let healthlake = context.healthlake.as_ref();
     match lookup {
@@ -271,10 +325,7 @@ async fn observe(
                 let tags = tags_of(context, region, &datastore.arn, &datastore.status).await?;
                 candidates.push((datastore, tags));
             }
-            Ok(match decide::find_owned(candidates, uid) {
-                Some((datastore, tags)) => Observed::Present { datastore, tags },
-                None => Observed::Absent,
-            })
+            Ok(decide::find_owned(candidates, meta))
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The FHIRImportJob and FHIRExportJob controllers: one generic reconcile over [`JobKind`].
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -14,13 +15,16 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Context, Error, fail, key_of, object_meta, scoped_api, write_status};
+use super::{Context, Error, Written, object_meta, scoped_api, write_status};
 use crate::api::{
     DatastoreReference, FHIRDatastore, FHIRExportJob, FHIRExportJobStatus, FHIRImportJob,
     FHIRImportJobStatus,
 };
-use crate::decide::job::{self as decide, JobAction, JobInput, JobObservation, JobRecord, Target};
-use crate::decide::{Notice, ObjectMeta};
+use crate::decide::ObjectMeta;
+use crate::decide::job::{
+    self as decide, JobAction, JobInput, JobObservation, JobOutcome, JobRecord, Target,
+};
+use crate::decide::stall::Hold;
 use crate::healthlake::{HealthLake, HealthLakeError, Job, Result as HealthLakeResult, StartedJob};
 
 /// What differs between import and export jobs.
@@ -135,38 +139,148 @@ struct JobContext {
     datastores: Store<FHIRDatastore>,
 }
 
-/// Runs the controller for one job kind, reconciling a job again whenever the datastore it
-/// names changes.
+/// Which jobs name which FHIRDatastore, so that a datastore change finds its jobs without a scan
+/// of every job. Kept up to date from the job watch.
+#[derive(Default)]
+struct JobIndex {
+    inner: Mutex<IndexMaps>,
+}
+
+#[derive(Default)]
+struct IndexMaps {
+    /// (namespace, datastore name) → names of the jobs that reference it.
+    jobs: HashMap<(String, String), HashSet<String>>,
+    /// (namespace, job name) → the datastore name it references.
+    datastore_of: HashMap<(String, String), String>,
+}
+
+impl JobIndex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IndexMaps> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn remove_from(maps: &mut IndexMaps, namespace: &str, job: &str) {
+        let key = (namespace.to_owned(), job.to_owned());
+        if let Some(datastore) = maps.datastore_of.remove(&key) {
+            let datastore_key = (namespace.to_owned(), datastore);
+            if let Some(jobs) = maps.jobs.get_mut(&datastore_key) {
+                jobs.remove(job);
+                if jobs.is_empty() {
+                    maps.jobs.remove(&datastore_key);
+                }
+            }
+        }
+    }
+
+    fn insert_into<K: JobKind>(maps: &mut IndexMaps, job: &K) {
+        let namespace = job.namespace().unwrap_or_default();
+        let name = job.name_any();
+        Self::remove_from(maps, &namespace, &name);
+        if let Some(reference) = job.reference() {
+            maps.jobs
+                .entry((namespace.clone(), reference.name.clone()))
+                .or_default()
+                .insert(name.clone());
+            maps.datastore_of
+                .insert((namespace, name), reference.name.clone());
+        }
+    }
+
+    /// Follows one watch event.
+    fn observe<K: JobKind>(&self, event: &watcher::Event<K>, store: &Store<K>) {
+        match event {
+            watcher::Event::Apply(job) | watcher::Event::InitApply(job) => {
+                Self::insert_into(&mut self.lock(), job);
+            }
+            watcher::Event::Delete(job) => Self::remove_from(
+                &mut self.lock(),
+                &job.namespace().unwrap_or_default(),
+                &job.name_any(),
+            ),
+            // A relist is complete: the cache holds exactly the jobs that exist.
+            watcher::Event::InitDone => {
+                let mut maps = self.lock();
+                *maps = IndexMaps::default();
+                for job in store.state() {
+                    Self::insert_into(&mut maps, job.as_ref());
+                }
+            }
+            watcher::Event::Init => {}
+        }
+    }
+
+    /// The jobs that name `datastore`.
+    fn jobs_of<K: JobKind>(&self, datastore: &FHIRDatastore) -> Vec<ObjectRef<K>> {
+        let namespace = datastore.namespace().unwrap_or_default();
+        self.lock()
+            .jobs
+            .get(&(namespace.clone(), datastore.name_any()))
+            .map(|jobs| {
+                jobs.iter()
+                    .map(|job| ObjectRef::new(job).within(&namespace))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// What a job reads of its datastore: readiness, failure, id and region. Jobs are reconciled
+/// again only when this changes, not on every datastore status write.
+fn what_jobs_see(datastore: &FHIRDatastore) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    datastore
+        .metadata
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut hasher);
+    if let Some(status) = &datastore.status {
+        status.datastore_id.hash(&mut hasher);
+        status.region.hash(&mut hasher);
+        status
+            .datastore_status
+            .as_ref()
+            .map(|state| state.to_string())
+            .hash(&mut hasher);
+        for condition in &status.conditions {
+            if condition.type_ != "Reconciling" {
+                (&condition.type_, &condition.status).hash(&mut hasher);
+            }
+        }
+    }
+    hasher.finish()
+}
+
+/// Runs the controller for one job kind, reconciling a job again whenever what it reads of the
+/// datastore it names changes.
 pub(super) async fn run<K: JobKind>(
     context: Arc<Context>,
     namespace: Option<String>,
-    datastores_api: Api<FHIRDatastore>,
+    datastore_changes: impl futures::Stream<Item = Arc<FHIRDatastore>> + Send + 'static,
     datastores: Store<FHIRDatastore>,
     config: kube::runtime::controller::Config,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let jobs: Api<K> = scoped_api(&context.client, namespace.as_deref());
-    let (job_store, changes) = super::watched(jobs);
-    let controller = Controller::for_stream(changes, job_store.clone()).with_config(config);
-    let controller = controller.watches(
-        datastores_api,
-        watcher::Config::default().any_semantic(),
-        move |datastore: FHIRDatastore| {
-            let name = datastore.name_any();
-            let namespace = datastore.namespace();
-            job_store
-                .state()
-                .into_iter()
-                .filter(|job| {
-                    job.namespace() == namespace
-                        && job
-                            .reference()
-                            .is_some_and(|reference| reference.name == name)
-                })
-                .map(|job| ObjectRef::from_obj(job.as_ref()))
-                .collect::<Vec<_>>()
-        },
-    );
+    let index = Arc::new(JobIndex::default());
+    let indexer = index.clone();
+    let errors = context.clone();
+    let (job_store, changes) = super::watched(jobs, move |event: &watcher::Event<K>, store| {
+        indexer.observe(event, store);
+        if let watcher::Event::Delete(job) = event
+            && let Some(uid) = job.meta().uid.as_deref()
+        {
+            errors.errors.forget(uid);
+        }
+    });
+    let controller = Controller::for_stream(changes, job_store)
+        .with_config(config)
+        .watches_shared_stream(
+            super::changed(datastore_changes, what_jobs_see),
+            move |datastore: Arc<FHIRDatastore>| index.jobs_of::<K>(&datastore),
+        );
     let job_context = Arc::new(JobContext {
         shared: context,
         datastores,
@@ -184,7 +298,7 @@ fn error_policy<K: JobKind>(object: Arc<K>, error: &Error, context: Arc<JobConte
         context
             .shared
             .errors
-            .backoff(&key_of(K::KIND, object.as_ref())),
+            .backoff(object.meta().uid.as_deref().unwrap_or_default()),
     )
 }
 
@@ -194,141 +308,186 @@ async fn reconcile<K: JobKind>(object: Arc<K>, context: Arc<JobContext>) -> Resu
     result
 }
 
+/// What one job reconcile observed and did, so that its status can be settled again on a fresher
+/// copy of the object.
+// One value per reconcile, kept on the stack while its status is written: boxing would only add
+// noise.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    /// Describe*Job could not be asked or failed.
+    Unobserved {
+        error: HealthLakeError,
+        action: String,
+    },
+    /// The decision's action had this outcome.
+    Acted {
+        observed: Option<JobObservation>,
+        outcome: JobOutcome,
+    },
+}
+
 async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Result<Action, Error> {
     let context = job_context.shared.as_ref();
     let meta = object_meta(object)?;
-    let key = key_of(K::KIND, object);
     if object.meta().deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    if context.errors.is_held(&key, meta.generation) {
         return Ok(Action::await_change());
     }
     let api: Api<K> = Api::namespaced(context.client.clone(), &meta.namespace);
     let status = object.job_status().cloned().unwrap_or_default();
-    let datastore = object.reference().and_then(|reference| {
-        job_context
-            .datastores
-            .get(&ObjectRef::new(&reference.name).within(&meta.namespace))
-    });
-    let target = decide::resolve_target(
-        object.reference(),
-        object.raw_datastore_id(),
-        &meta.namespace,
-        context.settings.allow_datastore_id_refs,
-        datastore.as_deref(),
-        &context.settings.default_region,
-    );
-    let region = match &target {
-        Target::Ready { region, .. } => region.clone(),
-        _ => datastore
-            .as_ref()
-            .and_then(|datastore| {
-                datastore
-                    .status
-                    .as_ref()
-                    .and_then(|status| status.region.clone())
-            })
-            .unwrap_or_else(|| context.settings.default_region.clone()),
-    };
+    let target = target_of(object, &meta, job_context);
+    // The region a started job runs in is the one recorded at its start, whatever happened to
+    // its FHIRDatastore since.
+    let region = status
+        .region()
+        .map(str::to_owned)
+        .or_else(|| match &target {
+            Target::Ready { region, .. } => Some(region.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| context.settings.default_region.clone());
+    let calls_aws = decide::needs_describe(&status)
+        || (status.job_id().is_none() && matches!(target, Target::Ready { .. }));
+    if calls_aws && let Hold::Wait(wait) = context.hold(object, &meta, status.conditions()) {
+        return Ok(Action::requeue(wait));
+    }
 
-    let observed = match (
+    let described = match (
         decide::needs_describe(&status),
         status.job_id(),
         datastore_id_of(&status, &target),
     ) {
         (true, Some(job_id), Some(datastore_id)) => {
             match K::describe(context.healthlake.as_ref(), &region, &datastore_id, job_id).await {
-                Ok(job) => Some(JobObservation::Described(job)),
-                Err(HealthLakeError::NotFound { .. }) => Some(JobObservation::Gone),
-                Err(error) => {
-                    let action = format!("describe {} job {job_id}", K::VERB);
-                    return fail(
-                        &api,
-                        object,
-                        K::KIND,
-                        context,
-                        &status,
-                        &status,
-                        &error,
-                        &action,
-                    )
-                    .await;
-                }
+                Ok(job) => Ok(Some(JobObservation::Described(job))),
+                Err(HealthLakeError::NotFound { .. }) => Ok(Some(JobObservation::Gone)),
+                Err(error) => Err((error, format!("describe {} job {job_id}", K::VERB))),
             }
         }
-        _ => None,
+        _ => Ok(None),
+    };
+    let step = match described {
+        Err((error, action)) => Step::Unobserved { error, action },
+        Ok(observed) => {
+            let input = job_input(object, &status, &meta, &target, observed.as_ref(), context);
+            let decision = decide::decide(&input);
+            let outcome = match &decision.action {
+                JobAction::None => JobOutcome::Nothing,
+                JobAction::Start {
+                    datastore_id,
+                    region,
+                } => match object
+                    .start(context.healthlake.as_ref(), &meta, region, datastore_id)
+                    .await
+                {
+                    Ok(started) => JobOutcome::Started {
+                        started,
+                        datastore_id: datastore_id.clone(),
+                        region: region.clone(),
+                    },
+                    Err(error) => JobOutcome::Failed {
+                        error,
+                        action: format!("start {} job on datastore {datastore_id}", K::VERB),
+                    },
+                },
+                JobAction::DeleteObject => {
+                    if let Some(notice) = &decision.notice {
+                        context.publish(object, notice, "Delete").await;
+                    }
+                    match api.delete(&meta.name, &DeleteParams::background()).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                        Err(error) => return Err(error.into()),
+                    }
+                    context.errors.forget(&meta.uid);
+                    return Ok(Action::await_change());
+                }
+            };
+            Step::Acted { observed, outcome }
+        }
     };
 
-    let decision = decide::decide(&JobInput {
-        meta: &meta,
-        status: &status,
-        target: &target,
-        observed: observed.as_ref(),
-        ttl_seconds_after_finished: object.ttl(),
-        now: context.now(),
-    });
-    if let Some(notice) = &decision.notice {
-        context.publish(object, notice, "Reconcile").await;
+    let mut current = object.clone();
+    for _ in 0..STALE_WRITE_ATTEMPTS {
+        let status = current.job_status().cloned().unwrap_or_default();
+        let settled = match &step {
+            Step::Unobserved { error, action } => {
+                context.count_error(K::KIND, error);
+                decide::unobserved(&status, error, action, &meta, context.now())
+            }
+            Step::Acted { observed, outcome } => {
+                if let JobOutcome::Failed { error, .. } = outcome {
+                    context.count_error(K::KIND, error);
+                }
+                let input = job_input(
+                    &current,
+                    &status,
+                    &meta,
+                    &target,
+                    observed.as_ref(),
+                    context,
+                );
+                decide::settle(&decide::decide(&input), outcome, &input)
+            }
+        };
+        match write_status(
+            &api,
+            &meta.name,
+            current.resource_version().as_deref(),
+            &status,
+            &settled.status,
+        )
+        .await?
+        {
+            Written::Done => {
+                for notice in &settled.notices {
+                    context.publish(object, notice, "Reconcile").await;
+                }
+                return Ok(context.action(object, &meta, settled.requeue));
+            }
+            Written::Stale => current = api.get(&meta.name).await?,
+        }
     }
-    // One status write per reconcile, after the start if there is one (see the datastore
-    // controller for why).
-    let written = match &decision.action {
-        JobAction::None => decision.status.clone(),
-        JobAction::Start {
-            datastore_id,
-            region,
-        } => {
-            match object
-                .start(context.healthlake.as_ref(), &meta, region, datastore_id)
-                .await
-            {
-                Ok(started) => {
-                    let message = format!(
-                        "started {} job {} on datastore {datastore_id}",
-                        K::VERB,
-                        started.job_id
-                    );
-                    context
-                        .publish(object, &Notice::normal("Started", message), "Start")
-                        .await;
-                    decide::after_start(
-                        &decision.status,
-                        &started,
-                        datastore_id,
-                        &meta,
-                        context.now(),
-                    )
-                }
-                Err(error) => {
-                    let action = format!("start {} job on datastore {datastore_id}", K::VERB);
-                    return fail(
-                        &api,
-                        object,
-                        K::KIND,
-                        context,
-                        &status,
-                        &decision.status,
-                        &error,
-                        &action,
-                    )
-                    .await;
-                }
-            }
-        }
-        JobAction::DeleteObject => {
-            match api.delete(&meta.name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                Err(error) => return Err(error.into()),
-            }
-            context.errors.forget(&key);
-            return Ok(Action::await_change());
-        }
-    };
-    write_status(&api, &meta.name, &status, &written).await?;
-    context.errors.succeeded(&key);
-    Ok(context.action(&key, decision.requeue))
+    Err(Error::StaleStatus)
+}
+
+/// How often a status write that meets a newer object is settled again.
+const STALE_WRITE_ATTEMPTS: usize = 3;
+
+/// Where the job should run, from the FHIRDatastore it names (in the shared cache).
+fn target_of<K: JobKind>(object: &K, meta: &ObjectMeta, job_context: &JobContext) -> Target {
+    let context = job_context.shared.as_ref();
+    let datastore = object.reference().and_then(|reference| {
+        job_context
+            .datastores
+            .get(&ObjectRef::new(&reference.name).within(&meta.namespace))
+    });
+    decide::resolve_target(
+        object.reference(),
+        object.raw_datastore_id(),
+        &meta.namespace,
+        context.settings.allow_datastore_id_refs,
+        datastore.as_deref(),
+        &context.settings.default_region,
+    )
+}
+
+fn job_input<'a, K: JobKind>(
+    object: &K,
+    status: &'a K::Status,
+    meta: &'a ObjectMeta,
+    target: &'a Target,
+    observed: Option<&'a JobObservation>,
+    context: &Context,
+) -> JobInput<'a, K::Status> {
+    JobInput {
+        meta,
+        status,
+        target,
+        observed,
+        ttl_seconds_after_finished: object.ttl(),
+        stuck_after: context.settings.job_stuck_after,
+        now: context.now(),
+    }
 }
 
 /// The datastore a started job runs against: the one saved at the start, else the target's.

@@ -20,16 +20,17 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use errors::{ErrorTracker, ObjectKey};
+pub use errors::ErrorTracker;
 use metrics::Metrics;
 
 use crate::api::{FHIRDatastore, FHIRExportJob, FHIRImportJob};
+use crate::decide::stall::{self, Hold, RETRY_AT_ANNOTATION, RetrySchedule};
 use crate::decide::{Notice, ObjectMeta, Requeue};
-use crate::healthlake::HealthLake;
+use crate::healthlake::{HealthLake, HealthLakeError};
 
 /// The field manager of every status patch and event the operator writes.
 pub const FIELD_MANAGER: &str = "healthlake-operator";
@@ -53,6 +54,14 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// Reconciles running at once per kind.
     pub concurrency: u16,
+    /// First slow retry of a Stalled object whose cause can be fixed outside Kubernetes.
+    pub stalled_retry_base: Duration,
+    /// Longest wait between two slow retries.
+    pub stalled_retry_max: Duration,
+    /// How long a datastore may stay CREATING or DELETING before users are warned.
+    pub datastore_stuck_after: Duration,
+    /// How long a job may stay SUBMITTED or QUEUED before users are warned.
+    pub job_stuck_after: Duration,
 }
 
 impl Default for Settings {
@@ -66,6 +75,20 @@ impl Default for Settings {
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             concurrency: 8,
+            stalled_retry_base: Duration::from_secs(300),
+            stalled_retry_max: Duration::from_secs(3600),
+            datastore_stuck_after: Duration::from_secs(2 * 3600),
+            job_stuck_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Settings {
+    /// The slow retry schedule of Stalled objects.
+    pub fn stalled_retry(&self) -> RetrySchedule {
+        RetrySchedule {
+            first: self.stalled_retry_base,
+            max: self.stalled_retry_max.max(self.stalled_retry_base),
         }
     }
 }
@@ -104,7 +127,11 @@ impl Context {
             controller: FIELD_MANAGER.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
         };
-        let errors = ErrorTracker::new(settings.backoff_base, settings.backoff_max);
+        let errors = ErrorTracker::new(
+            settings.backoff_base,
+            settings.backoff_max,
+            settings.stalled_retry(),
+        );
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -128,18 +155,63 @@ impl Context {
     }
 
     /// Turns a decision's requeue into a kube-runtime action, with jitter so that many objects
-    /// created together do not poll in lockstep.
-    fn action(&self, key: &ObjectKey, requeue: Requeue) -> Action {
+    /// created together do not poll in lockstep. Success forgets the object's past failures.
+    fn action<K: Resource>(&self, object: &K, meta: &ObjectMeta, requeue: Requeue) -> Action {
+        if !matches!(requeue, Requeue::Backoff | Requeue::SlowRetry) {
+            self.errors.succeeded(&meta.uid);
+        }
         match requeue {
             Requeue::Soon => Action::requeue(jitter(self.settings.poll_soon, 10)),
             Requeue::LongOperation => Action::requeue(jitter(self.settings.poll_long, 20)),
             Requeue::Resync => Action::requeue(jitter(self.settings.resync, 10)),
-            Requeue::Backoff => Action::requeue(self.errors.backoff(key)),
+            Requeue::Backoff => Action::requeue(self.errors.backoff(&meta.uid)),
+            // Looked at again at least every resync: a look before the retry is due costs no AWS
+            // call, and it keeps a clock that jumps from stranding the object.
+            Requeue::SlowRetry => Action::requeue(jitter(
+                self.errors
+                    .slow_retry(&meta.uid, meta.generation, retry_at(object), self.now())
+                    .min(self.settings.resync),
+                5,
+            )),
             // Re-checked at least every resync: cheap (ended jobs need no AWS call), and robust
             // to clock jumps.
             Requeue::After(wait) => Action::requeue(jitter(wait.min(self.settings.resync), 10)),
             Requeue::Quota(wait) => Action::requeue(jitter(wait.min(self.settings.poll_long), 10)),
             Requeue::AwaitChange => Action::await_change(),
+        }
+    }
+
+    /// Whether a Stalled object may call AWS now (see [`ErrorTracker::stalled`]): objects that are
+    /// not stalled at their current generation always may.
+    /// A wait comes back no longer than the resync interval (see [`Requeue::SlowRetry`]).
+    fn hold<K: Resource>(
+        &self,
+        object: &K,
+        meta: &ObjectMeta,
+        conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ) -> Hold {
+        match stall::stalled_since(conditions, meta.generation) {
+            Some(since) => match self.errors.stalled(
+                &meta.uid,
+                meta.generation,
+                since,
+                retry_at(object),
+                self.now(),
+            ) {
+                Hold::Wait(wait) => Hold::Wait(wait.min(self.settings.resync)),
+                Hold::Act => Hold::Act,
+            },
+            None => Hold::Act,
+        }
+    }
+
+    /// Counts a failed HealthLake call, naming the code of an error the operator does not know.
+    fn count_error(&self, kind: &str, error: &HealthLakeError) {
+        match error {
+            HealthLakeError::Unrecognized { code, .. } => self
+                .metrics
+                .healthlake_error(kind, &format!("Unrecognized:{code}")),
+            other => self.metrics.healthlake_error(kind, other.class()),
         }
     }
 
@@ -181,6 +253,9 @@ pub enum Error {
     /// The datastore finalizer failed.
     #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The object kept changing while its status was written: the requeue settles it again.
+    #[error("the object changed while its status was written, several times in a row")]
+    StaleStatus,
     /// Cleanup is under way; the finalizer stays until AWS confirms. Not a failure.
     #[error("cleanup is still under way")]
     CleanupPending(Action),
@@ -198,78 +273,6 @@ impl Error {
             _ => None,
         }
     }
-}
-
-/// A status with kstatus conditions, so that one failure path serves every kind.
-trait Conditioned: Clone + PartialEq + Serialize {
-    /// The conditions, to change them.
-    fn conditions_mut(
-        &mut self,
-    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
-    /// Sets `observedGeneration`.
-    fn observe_generation(&mut self, generation: Option<i64>);
-}
-
-impl Conditioned for crate::api::FHIRDatastoreStatus {
-    fn conditions_mut(
-        &mut self,
-    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-        &mut self.conditions
-    }
-    fn observe_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-}
-
-impl<S: crate::decide::job::JobRecord + Serialize> Conditioned for S {
-    fn conditions_mut(
-        &mut self,
-    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-        crate::decide::job::JobRecord::conditions_mut(self)
-    }
-    fn observe_generation(&mut self, generation: Option<i64>) {
-        self.set_observed_generation(generation);
-    }
-}
-
-/// Turns a failed HealthLake call into conditions, an event, a metric and a requeue. `base` is
-/// the status the reconcile had decided on; `current` is what the object holds now. A terminal
-/// error also holds the object, without AWS calls, until its generation changes.
-#[allow(clippy::too_many_arguments)]
-async fn fail<K, S>(
-    api: &Api<K>,
-    object: &K,
-    kind: &'static str,
-    context: &Context,
-    current: &S,
-    base: &S,
-    error: &crate::healthlake::HealthLakeError,
-    action: &str,
-) -> Result<Action, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
-    S: Conditioned,
-{
-    let meta = object_meta(object)?;
-    let key = key_of(kind, object);
-    context.metrics.healthlake_error(kind, error.class());
-    let mut next = base.clone();
-    next.observe_generation(meta.generation);
-    let (requeue, notice) = crate::decide::on_error(
-        next.conditions_mut(),
-        error,
-        action,
-        meta.generation,
-        context.now(),
-    );
-    write_status(api, &meta.name, current, &next).await?;
-    if let Some(notice) = &notice {
-        context.publish(object, notice, "Reconcile").await;
-    }
-    if requeue == Requeue::AwaitChange {
-        context.errors.hold(&key, meta.generation);
-    }
-    Ok(context.action(&key, requeue))
 }
 
 /// The identity a decision needs.
@@ -292,30 +295,86 @@ fn object_meta<K: Resource>(object: &K) -> Result<ObjectMeta, Error> {
     })
 }
 
-/// Replaces `.status` when it differs from `current`; sends nothing otherwise.
-async fn write_status<K, S>(api: &Api<K>, name: &str, current: &S, desired: &S) -> Result<(), Error>
+/// The value of the object's `retry-at` annotation, if any.
+fn retry_at<K: Resource>(object: &K) -> Option<&str> {
+    object
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(RETRY_AT_ANNOTATION))
+        .map(String::as_str)
+}
+
+/// What came of a status write.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    /// Written, or nothing to write.
+    Done,
+    /// The object changed since `current` was read (HTTP 409): re-read it and settle again.
+    Stale,
+}
+
+/// Writes the change from `current` to `desired` to `.status` when they differ, as a JSON merge
+/// patch that carries the `resourceVersion` the status was computed from: the API server refuses
+/// it (409 Conflict) when the object changed since, so a stale copy never overwrites a newer
+/// status. Sends nothing when nothing changed.
+async fn write_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<&str>,
+    current: &S,
+    desired: &S,
+) -> Result<Written, Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
     S: Serialize + PartialEq,
 {
     if current == desired {
-        return Ok(());
+        return Ok(Written::Done);
     }
-    let value = serde_json::to_value(desired)
-        .map_err(|error| Error::Kube(kube::Error::SerdeError(error)))?;
-    let patch = json_patch::Patch(vec![json_patch::PatchOperation::Add(
-        json_patch::AddOperation {
-            path: json_patch::jsonptr::PointerBuf::from_tokens(["status"]),
-            value,
-        },
-    )]);
+    let to_json = |status: &S| {
+        serde_json::to_value(status).map_err(|error| Error::Kube(kube::Error::SerdeError(error)))
+    };
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": resource_version},
+        "status": merge_patch(&to_json(current)?, &to_json(desired)?),
+    });
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
-    api.patch_status(name, &params, &Patch::<()>::Json(patch))
-        .await?;
-    Ok(())
+    match api.patch_status(name, &params, &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(Written::Done),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Written::Stale),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The JSON merge patch (RFC 7386) that turns `old` into `new`: changed members, and `null` for
+/// members `new` lacks.
+fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut patch = serde_json::Map::new();
+            for (key, value) in new {
+                match old.get(key) {
+                    Some(previous) if previous == value => {}
+                    Some(previous) => {
+                        patch.insert(key.clone(), merge_patch(previous, value));
+                    }
+                    None => {
+                        patch.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+            for key in old.keys().filter(|key| !new.contains_key(*key)) {
+                patch.insert(key.clone(), Value::Null);
+            }
+            Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
 }
 
 fn jitter(base: Duration, percent: u64) -> Duration {
@@ -337,16 +396,8 @@ fn truncate(text: &str, limit: usize) -> String {
     text[..end].to_owned()
 }
 
-fn key_of<K: Resource>(kind: &'static str, object: &K) -> ObjectKey {
-    ObjectKey {
-        kind,
-        namespace: object.namespace().unwrap_or_default(),
-        name: object.name_any(),
-    }
-}
-
 /// What makes an object worth reconciling again at once: a new object, a spec change
-/// (generation), a deletion request or a finalizer change. Status-only changes, most of them the
+/// (generation), a deletion request, a finalizer change or a new `retry-at` annotation. Status-only changes, most of them the
 /// operator's own writes, are left to the requeue schedule; otherwise every status patch would
 /// trigger another poll of AWS, as fast as the rate limiter allows.
 fn relevant_change<K: Resource>(object: &K) -> Option<u64> {
@@ -357,13 +408,17 @@ fn relevant_change<K: Resource>(object: &K) -> Option<u64> {
     meta.generation.hash(&mut hasher);
     meta.deletion_timestamp.is_some().hash(&mut hasher);
     meta.finalizers.hash(&mut hasher);
+    retry_at(object).hash(&mut hasher);
     Some(hasher.finish())
 }
 
 /// A cache of `api`'s objects, without `managedFields` (nothing reads them, and they are often
 /// most of an object's size), and the stream of relevant changes that drives a controller.
+/// `observe` sees every watch event after it reached the cache (jobs index themselves by datastore
+/// with it, and forget deleted objects).
 fn watched<K>(
     api: Api<K>,
+    observe: impl Fn(&watcher::Event<K>, &Store<K>) + Send + 'static,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send,
@@ -372,13 +427,76 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
+    let cache = reader.clone();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|object: &mut K| object.meta_mut().managed_fields = None)
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                observe(event, &cache);
+            }
+        })
         .applied_objects()
         .predicate_filter(relevant_change, PredicateConfig::default());
     (reader, stream)
+}
+
+/// Keeps the objects of a shared stream whose `key` changed since the last one seen with the
+/// same uid, like kube-runtime's predicate filter for plain streams.
+fn changed<K: Resource + Send + Sync + 'static>(
+    stream: impl futures::Stream<Item = Arc<K>> + Send,
+    key: impl Fn(&K) -> u64 + Send + Sync + 'static,
+) -> impl futures::Stream<Item = Arc<K>> + Send {
+    let seen = std::sync::Mutex::new(std::collections::HashMap::<String, u64>::new());
+    stream.filter(move |object| {
+        let uid = object.meta().uid.clone().unwrap_or_default();
+        let value = key(object);
+        let mut seen = seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::future::ready(seen.insert(uid, value) != Some(value))
+    })
+}
+
+/// The FHIRDatastore watch shared by the three controllers of one scope: one list and watch,
+/// one cache, each change decoded once.
+struct SharedDatastores {
+    store: Store<FHIRDatastore>,
+    writer: Option<reflector::store::Writer<FHIRDatastore>>,
+    api: Api<FHIRDatastore>,
+}
+
+impl SharedDatastores {
+    fn new(api: Api<FHIRDatastore>) -> Self {
+        let (store, writer) = reflector::store_shared(1024);
+        Self {
+            store,
+            writer: Some(writer),
+            api,
+        }
+    }
+
+    /// A stream of every datastore change, for one controller.
+    fn subscribe(&self) -> impl futures::Stream<Item = Arc<FHIRDatastore>> + Send + use<> {
+        self.writer
+            .as_ref()
+            .and_then(|writer| writer.subscribe())
+            .expect("a shared store hands out subscribers until it starts")
+    }
+
+    /// The watch that feeds the cache and every subscriber; it must be polled for any of them
+    /// to see a change.
+    fn start(mut self) -> impl std::future::Future<Output = ()> + Send {
+        let writer = self.writer.take().expect("started once");
+        watcher(self.api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|object: &mut FHIRDatastore| object.meta_mut().managed_fields = None)
+            .reflect_shared(writer)
+            .for_each(|event| async move {
+                if let Err(error) = event {
+                    tracing::warn!(%error, kind = "FHIRDatastore", "watch failed: are the CRDs installed, and may the operator list and watch them?");
+                }
+            })
+    }
 }
 
 /// Logs what a controller's output stream reports that nobody else does: a failing watch (the
@@ -414,11 +532,17 @@ pub async fn run(
         namespaces.into_iter().map(Some).collect()
     };
     for scope in scopes {
-        let datastores: Api<FHIRDatastore> = scoped_api(&context.client, scope.as_deref());
+        let datastores = SharedDatastores::new(scoped_api(&context.client, scope.as_deref()));
         let config = controller_config(&context.settings);
-        let (datastore_store, changes) = watched(datastores.clone());
+        let datastore_store = datastores.store.clone();
+        let datastore_changes = changed(datastores.subscribe(), |datastore: &FHIRDatastore| {
+            relevant_change(datastore).unwrap_or_default()
+        });
+        let import_trigger = datastores.subscribe();
+        let export_trigger = datastores.subscribe();
         let datastore_controller =
-            Controller::for_stream(changes, datastore_store.clone()).with_config(config.clone());
+            Controller::for_shared_stream(datastore_changes, datastore_store.clone())
+                .with_config(config.clone());
         let shutdown_signal = wait_for(stopped.clone());
         tasks.spawn(
             datastore_controller
@@ -433,7 +557,7 @@ pub async fn run(
         tasks.spawn(job::run::<FHIRImportJob>(
             context.clone(),
             scope.clone(),
-            datastores.clone(),
+            import_trigger,
             datastore_store.clone(),
             config.clone(),
             wait_for(stopped.clone()),
@@ -441,11 +565,19 @@ pub async fn run(
         tasks.spawn(job::run::<FHIRExportJob>(
             context.clone(),
             scope.clone(),
-            datastores,
+            export_trigger,
             datastore_store,
             config,
             wait_for(stopped.clone()),
         ));
+        let mut stop_watch = stopped.clone();
+        let watch = datastores.start();
+        tasks.spawn(async move {
+            tokio::select! {
+                () = watch => {}
+                _ = stop_watch.wait_for(|stop| *stop) => {}
+            }
+        });
     }
     shutdown.await;
     let _ = stop.send(true);

@@ -2,18 +2,23 @@
 //! drift, and delete only what the object owns, only when asked.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Notice, ObjectMeta, Phase, Requeue, phase_changed, set_phase};
+use super::{Notice, ObjectMeta, Phase, Requeue, Step, on_error, phase_changed, set_phase};
 use crate::api::{
-    DatastoreStatus, DeletionPolicy, FHIRDatastoreSpec, FHIRDatastoreStatus,
-    IdentityProviderStatus, OWNER_UID_TAG, RESERVED_TAG_PREFIX,
+    ConditionType, DatastoreStatus, DeletionPolicy, FHIRDatastoreSpec, FHIRDatastoreStatus,
+    IdentityProviderStatus, OWNER_NAME_TAG, OWNER_UID_TAG, RESERVED_TAG_PREFIX,
 };
 use crate::healthlake::{
-    CreateDatastore, Datastore, DatastoreSummary, Encryption, IdentityProvider,
+    CreateDatastore, Datastore, DatastoreSummary, Encryption, HealthLakeError, IdentityProvider,
 };
+
+/// Prefix of the tags AWS reserves for itself (`aws:cloudformation:stack-name`, ...): the
+/// operator never adds, changes or removes them.
+pub const AWS_TAG_PREFIX: &str = "aws:";
 
 /// How the controller should find out what AWS holds for the object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +53,12 @@ pub enum Observed {
     /// The datastore id is known, but AWS answers that it does not exist.
     Gone {
         /// The id AWS no longer knows.
+        datastore_id: String,
+    },
+    /// No datastore carries this object's owner tag, but one that an earlier object of the same
+    /// namespace and name created (and retained) still exists.
+    LeftBehind {
+        /// The datastore left behind.
         datastore_id: String,
     },
 }
@@ -100,12 +111,99 @@ pub struct DatastoreInput<'a> {
     pub spec: &'a FHIRDatastoreSpec,
     /// Its current status.
     pub status: &'a FHIRDatastoreStatus,
-    /// The region the datastore lives in (the spec's, else the operator's default).
+    /// The region the datastore lives in, as pinned in status (see [`pin`]).
     pub region: &'a str,
     /// What AWS reported.
     pub observed: &'a Observed,
+    /// How long CREATING or DELETING may last before users are warned.
+    pub stuck_after: Duration,
     /// The current time.
     pub now: Timestamp,
+}
+
+/// What happened when the controller carried out a decision's action.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The action needed no call.
+    Nothing,
+    /// CreateFHIRDatastore answered.
+    Created(DatastoreSummary),
+    /// TagResource and UntagResource succeeded.
+    TagsSynced,
+    /// DeleteFHIRDatastore answered.
+    DeleteAccepted(DatastoreSummary),
+    /// The call failed.
+    Failed {
+        /// How it failed.
+        error: HealthLakeError,
+        /// What was attempted, for messages: "create datastore patients".
+        action: String,
+    },
+}
+
+/// The status to write after a reconcile, when to look again, and what to tell users.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settled<S> {
+    /// The status to write (only if it differs from the current one).
+    pub status: S,
+    /// When to look again.
+    pub requeue: Requeue,
+    /// Events for users.
+    pub notices: Vec<Notice>,
+}
+
+/// The deletion policy in force: the spec's, else `Delete` for a datastore the operator creates
+/// and `Retain` for an adopted one, whose data the operator never owned.
+pub fn deletion_policy(spec: &FHIRDatastoreSpec) -> DeletionPolicy {
+    spec.deletion_policy
+        .unwrap_or(if spec.datastore_id.is_some() {
+            DeletionPolicy::Retain
+        } else {
+            DeletionPolicy::Delete
+        })
+}
+
+/// The region of the datastore: the one pinned in status, else the spec's, else the operator's
+/// default.
+pub fn region(spec: &FHIRDatastoreSpec, status: &FHIRDatastoreStatus, default: &str) -> String {
+    status
+        .region
+        .clone()
+        .or_else(|| spec.region.clone())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Pins the region (and shows the deletion policy) in status before the first AWS call, so that
+/// a later change of the operator's default region can never send the object's calls elsewhere.
+/// `None` when the region is pinned already.
+pub fn pin(
+    spec: &FHIRDatastoreSpec,
+    status: &FHIRDatastoreStatus,
+    default_region: &str,
+    meta: &ObjectMeta,
+    now: Timestamp,
+) -> Option<FHIRDatastoreStatus> {
+    if status.region.is_some() {
+        return None;
+    }
+    let mut pinned = status.clone();
+    pinned.region = Some(region(spec, status, default_region));
+    pinned.deletion_policy = Some(deletion_policy(spec));
+    pinned.observed_generation = meta.generation;
+    let message = format!(
+        "looking for datastore {} in {}",
+        datastore_name(spec, meta),
+        pinned.region.as_deref().unwrap_or_default()
+    );
+    set_phase(
+        &mut pinned.conditions,
+        Phase::Progressing,
+        "Creating",
+        &message,
+        meta.generation,
+        now,
+    );
+    Some(pinned)
 }
 
 /// The datastore's name in HealthLake: `spec.datastoreName`, else `metadata.name`.
@@ -127,46 +225,95 @@ pub fn lookup(spec: &FHIRDatastoreSpec, status: &FHIRDatastoreStatus, meta: &Obj
     }
 }
 
-/// Picks the datastore this object created from same-named candidates: the one whose owner tag
-/// is the object's uid, preferring one that is not DELETED.
+/// Reads same-named candidates: the datastore this object created (its owner tag is the
+/// object's uid, preferring one that is not DELETED), else one that an earlier object of the same
+/// namespace and name created and left behind (not deleted), else nothing.
 pub fn find_owned(
     candidates: Vec<(Datastore, BTreeMap<String, String>)>,
-    uid: &str,
-) -> Option<(Datastore, BTreeMap<String, String>)> {
+    meta: &ObjectMeta,
+) -> Observed {
+    let owner = owner_name(meta);
     let mut owned: Vec<_> = candidates
-        .into_iter()
-        .filter(|(_, tags)| tags.get(OWNER_UID_TAG).is_some_and(|owner| owner == uid))
+        .iter()
+        .filter(|(_, tags)| tags.get(OWNER_UID_TAG).is_some_and(|uid| *uid == meta.uid))
         .collect();
     owned.sort_by_key(|(datastore, _)| datastore.status == DatastoreStatus::Deleted);
-    owned.into_iter().next()
+    if let Some((datastore, tags)) = owned.first() {
+        return Observed::Present {
+            datastore: datastore.clone(),
+            tags: (*tags).clone(),
+        };
+    }
+    candidates
+        .iter()
+        .find(|(datastore, tags)| {
+            tags.get(OWNER_NAME_TAG) == Some(&owner)
+                && !matches!(
+                    datastore.status,
+                    DatastoreStatus::Deleted | DatastoreStatus::Deleting
+                )
+        })
+        .map(|(datastore, _)| Observed::LeftBehind {
+            datastore_id: datastore.id.clone(),
+        })
+        .unwrap_or(Observed::Absent)
 }
 
-/// The tags AWS should hold: the spec's, plus the owner tag on datastores the operator created.
+/// The value of the owner-name tag: `<namespace>/<name>`.
+pub fn owner_name(meta: &ObjectMeta) -> String {
+    format!("{}/{}", meta.namespace, meta.name)
+}
+
+/// The tags AWS should hold: the spec's, plus the owner tags on datastores the operator created.
 pub fn desired_tags(spec: &FHIRDatastoreSpec, meta: &ObjectMeta) -> BTreeMap<String, String> {
     let mut tags = spec.tags.clone();
     if spec.datastore_id.is_none() {
         tags.insert(OWNER_UID_TAG.to_owned(), meta.uid.clone());
+        tags.insert(OWNER_NAME_TAG.to_owned(), owner_name(meta));
     }
     tags
 }
 
-/// The tags to add or overwrite and the keys to remove so that AWS holds `desired`. Tags under
-/// the operator's reserved prefix are never removed.
+/// True for AWS's own tags, which nobody may add, change or remove.
+fn is_aws_tag(key: &str) -> bool {
+    key.get(..AWS_TAG_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(AWS_TAG_PREFIX))
+}
+
+/// The tags to add or overwrite and the keys to remove so that AWS holds `desired`.
+///
+/// `aws:` tags are never touched and tags under the operator's reserved prefix never removed.
+/// On a datastore the operator created (`managed` is `None`) every other tag not desired is
+/// removed; on an adopted one only the keys in `managed`, which the operator set itself earlier.
 pub fn tag_changes(
     desired: &BTreeMap<String, String>,
     observed: &BTreeMap<String, String>,
+    managed: Option<&[String]>,
 ) -> (BTreeMap<String, String>, Vec<String>) {
     let add = desired
         .iter()
-        .filter(|(key, value)| observed.get(*key) != Some(*value))
+        .filter(|(key, value)| observed.get(*key) != Some(*value) && !is_aws_tag(key))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
     let remove = observed
         .keys()
-        .filter(|key| !desired.contains_key(*key) && !key.starts_with(RESERVED_TAG_PREFIX))
+        .filter(|key| {
+            !desired.contains_key(*key)
+                && !key.starts_with(RESERVED_TAG_PREFIX)
+                && !is_aws_tag(key)
+                && managed.is_none_or(|managed| managed.contains(key))
+        })
         .cloned()
         .collect();
     (add, remove)
+}
+
+/// The keys the operator removes on adoption: `None` on a datastore it created (the spec is
+/// authoritative), else the spec keys it set earlier.
+fn managed_keys(spec: &FHIRDatastoreSpec, status: &FHIRDatastoreStatus) -> Option<Vec<String>> {
+    spec.datastore_id
+        .as_ref()
+        .map(|_| status.managed_tags.clone().unwrap_or_default())
 }
 
 /// The CreateFHIRDatastore request for the spec, with the object's uid as ClientToken.
@@ -205,8 +352,31 @@ pub fn apply(input: &DatastoreInput<'_>) -> Decision {
     let mut status = input.status.clone();
     status.observed_generation = generation;
     status.region = Some(input.region.to_owned());
+    status.deletion_policy = Some(deletion_policy(input.spec));
 
     let (action, requeue, notice) = match input.observed {
+        Observed::LeftBehind { datastore_id } => {
+            let message = format!(
+                "datastore {datastore_id} named {} in {}, left behind by an earlier FHIRDatastore {} (deletionPolicy Retain), \
+                 still exists, so none was created: set spec.datastoreId to {datastore_id} to adopt it, or set another spec.datastoreName",
+                datastore_name(input.spec, input.meta),
+                input.region,
+                owner_name(input.meta)
+            );
+            set_phase(
+                &mut status.conditions,
+                Phase::Stalled,
+                "RetainedDatastoreExists",
+                &message,
+                generation,
+                now,
+            );
+            (
+                DatastoreAction::None,
+                Requeue::SlowRetry,
+                Some(Notice::warning("RetainedDatastoreExists", message)),
+            )
+        }
         Observed::Absent => {
             let request = create_request(input.spec, input.meta);
             let message = format!("creating datastore {} in {}", request.name, input.region);
@@ -285,7 +455,14 @@ fn present(
     let id = &datastore.id;
     match &datastore.status {
         DatastoreStatus::Creating => {
-            let message = format!("HealthLake is creating datastore {id}");
+            let since = datastore.created_at.or_else(|| reconciling_since(status));
+            let (message, notice) = with_stuck_warning(
+                format!("HealthLake is creating datastore {id}"),
+                &input.status.conditions,
+                since,
+                input.stuck_after,
+                now,
+            );
             set_phase(
                 &mut status.conditions,
                 Phase::Progressing,
@@ -294,11 +471,17 @@ fn present(
                 generation,
                 now,
             );
-            (DatastoreAction::None, Requeue::LongOperation, None)
+            (DatastoreAction::None, Requeue::LongOperation, notice)
         }
         DatastoreStatus::Active => {
-            let (add, remove) = tag_changes(&desired_tags(input.spec, input.meta), tags);
+            let managed = managed_keys(input.spec, input.status);
+            let (add, remove) = tag_changes(
+                &desired_tags(input.spec, input.meta),
+                tags,
+                managed.as_deref(),
+            );
             if add.is_empty() && remove.is_empty() {
+                status.managed_tags = Some(input.spec.tags.keys().cloned().collect());
                 let message = format!("datastore {id} is active and in sync");
                 set_phase(
                     &mut status.conditions,
@@ -426,12 +609,13 @@ pub fn cleanup(input: &DatastoreInput<'_>) -> Decision {
         )
     };
 
-    let (action, requeue, notice) = match (input.spec.deletion_policy, input.observed) {
+    status.deletion_policy = Some(deletion_policy(input.spec));
+    let (action, requeue, notice) = match (deletion_policy(input.spec), input.observed) {
         (DeletionPolicy::Retain, observed) => {
             let id = match observed {
                 Observed::Present { datastore, .. } => Some(datastore.id.as_str()),
                 Observed::Gone { datastore_id } => Some(datastore_id.as_str()),
-                Observed::Absent => None,
+                Observed::Absent | Observed::LeftBehind { .. } => None,
             };
             let message = match id {
                 Some(id) => {
@@ -445,7 +629,7 @@ pub fn cleanup(input: &DatastoreInput<'_>) -> Decision {
                 Some(Notice::normal("Retained", message)),
             )
         }
-        (DeletionPolicy::Delete, Observed::Absent) => {
+        (DeletionPolicy::Delete, Observed::Absent | Observed::LeftBehind { .. }) => {
             release("no datastore was created, nothing to delete".to_owned())
         }
         (DeletionPolicy::Delete, Observed::Gone { datastore_id }) => release(format!(
@@ -469,7 +653,13 @@ pub fn cleanup(input: &DatastoreInput<'_>) -> Decision {
                     (DatastoreAction::None, Requeue::LongOperation, None)
                 }
                 DatastoreStatus::Deleting => {
-                    let message = format!("HealthLake is deleting datastore {id}");
+                    let (message, notice) = with_stuck_warning(
+                        format!("HealthLake is deleting datastore {id}"),
+                        &input.status.conditions,
+                        reconciling_since(&status),
+                        input.stuck_after,
+                        now,
+                    );
                     set_phase(
                         &mut status.conditions,
                         Phase::Progressing,
@@ -478,12 +668,31 @@ pub fn cleanup(input: &DatastoreInput<'_>) -> Decision {
                         generation,
                         now,
                     );
-                    (DatastoreAction::None, Requeue::LongOperation, None)
+                    (DatastoreAction::None, Requeue::LongOperation, notice)
                 }
                 DatastoreStatus::Deleted => release(format!("HealthLake deleted datastore {id}")),
-                DatastoreStatus::Active
-                | DatastoreStatus::CreateFailed
-                | DatastoreStatus::Unknown(_) => {
+                DatastoreStatus::Unknown(value) => {
+                    // A status this operator does not know may be a transition (UPDATING, a
+                    // restore): never delete on a guess, look again.
+                    let message = format!(
+                        "HealthLake reports status {value} for datastore {id}, which this operator version does not know; \
+                         it will delete the datastore once HealthLake reports a known status"
+                    );
+                    set_phase(
+                        &mut status.conditions,
+                        Phase::Progressing,
+                        "UnknownStatus",
+                        &message,
+                        generation,
+                        now,
+                    );
+                    (
+                        DatastoreAction::None,
+                        Requeue::LongOperation,
+                        Some(Notice::warning("UnknownStatus", message)),
+                    )
+                }
+                DatastoreStatus::Active | DatastoreStatus::CreateFailed => {
                     let message = format!("deleting datastore {id}");
                     set_phase(
                         &mut status.conditions,
@@ -513,50 +722,172 @@ pub fn cleanup(input: &DatastoreInput<'_>) -> Decision {
     }
 }
 
-/// Records what CreateFHIRDatastore returned. The controller writes this status before doing
-/// anything else, so that a crash right after never loses the id.
-pub fn after_create(
-    status: &FHIRDatastoreStatus,
-    summary: &DatastoreSummary,
-    meta: &ObjectMeta,
-    now: Timestamp,
-) -> FHIRDatastoreStatus {
-    let mut status = status.clone();
-    status.datastore_id = Some(summary.id.clone());
-    status.datastore_arn = Some(summary.arn.clone());
-    status.datastore_endpoint = Some(summary.endpoint.clone());
-    status.datastore_status = Some(summary.status.clone());
-    let message = format!("HealthLake is creating datastore {}", summary.id);
-    set_phase(
-        &mut status.conditions,
-        Phase::Progressing,
-        "Creating",
-        &message,
-        meta.generation,
-        now,
-    );
-    status
+/// Turns a decision and what came of its action into the status to write: the one status step
+/// of every reconcile. It is pure, so that when the write meets a newer object (HTTP 409) the
+/// controller re-reads it and settles the same outcome again on the fresh status.
+pub fn settle(
+    decision: &Decision,
+    outcome: &Outcome,
+    input: &DatastoreInput<'_>,
+) -> Settled<FHIRDatastoreStatus> {
+    let generation = input.meta.generation;
+    let now = input.now;
+    let mut status = decision.status.clone();
+    let mut requeue = decision.requeue;
+    let mut notices: Vec<Notice> = decision.notice.iter().cloned().collect();
+    match outcome {
+        Outcome::Nothing => {}
+        Outcome::Created(summary) => {
+            status.datastore_id = Some(summary.id.clone());
+            status.datastore_arn = Some(summary.arn.clone());
+            status.datastore_endpoint = Some(summary.endpoint.clone());
+            status.datastore_status = Some(summary.status.clone());
+            let message = format!("HealthLake is creating datastore {}", summary.id);
+            set_phase(
+                &mut status.conditions,
+                Phase::Progressing,
+                "Creating",
+                &message,
+                generation,
+                now,
+            );
+            notices.push(Notice::normal(
+                "Created",
+                format!(
+                    "HealthLake accepted datastore {} ({})",
+                    summary.id,
+                    datastore_name(input.spec, input.meta)
+                ),
+            ));
+        }
+        Outcome::TagsSynced => {
+            status.managed_tags = Some(input.spec.tags.keys().cloned().collect());
+        }
+        Outcome::DeleteAccepted(summary) => {
+            status.datastore_status = Some(summary.status.clone());
+            let message = format!("HealthLake is deleting datastore {}", summary.id);
+            set_phase(
+                &mut status.conditions,
+                Phase::Progressing,
+                "Deleting",
+                &message,
+                generation,
+                now,
+            );
+        }
+        Outcome::Failed { error, action } => {
+            let (next, notice) = on_error(
+                &mut status.conditions,
+                error,
+                action,
+                Step::Act,
+                generation,
+                now,
+            );
+            requeue = next;
+            notices.retain(|notice| notice.warning);
+            notices.extend(notice.filter(|notice| {
+                notice.warning || phase_changed(&input.status.conditions, &status.conditions)
+            }));
+        }
+    }
+    keep_ids(input.status, &mut status);
+    Settled {
+        status,
+        requeue,
+        notices,
+    }
 }
 
-/// Records what DeleteFHIRDatastore returned.
-pub fn after_delete(
-    status: &FHIRDatastoreStatus,
-    summary: &DatastoreSummary,
+/// The status after a failed look at AWS (`action` says which): the last observation stands,
+/// `Ready` included, and the wait or failure shows in `Reconciling` (or `Stalled`).
+pub fn unobserved(
+    input_status: &FHIRDatastoreStatus,
+    error: &HealthLakeError,
+    action: &str,
     meta: &ObjectMeta,
     now: Timestamp,
-) -> FHIRDatastoreStatus {
-    let mut status = status.clone();
-    status.datastore_status = Some(summary.status.clone());
-    let message = format!("HealthLake is deleting datastore {}", summary.id);
-    set_phase(
+) -> Settled<FHIRDatastoreStatus> {
+    let mut status = input_status.clone();
+    status.observed_generation = meta.generation;
+    let (requeue, notice) = on_error(
         &mut status.conditions,
-        Phase::Progressing,
-        "Deleting",
-        &message,
+        error,
+        action,
+        Step::Observe,
         meta.generation,
         now,
     );
+    let notices = notice
+        .filter(|notice| {
+            notice.warning || phase_changed(&input_status.conditions, &status.conditions)
+        })
+        .into_iter()
+        .collect();
+    Settled {
+        status,
+        requeue,
+        notices,
+    }
+}
+
+/// An AWS id, ARN or endpoint once recorded is never dropped by the operator, whatever a stale
+/// copy of the object said.
+pub fn keep_ids(previous: &FHIRDatastoreStatus, next: &mut FHIRDatastoreStatus) {
+    if next.datastore_id.is_none() {
+        next.datastore_id.clone_from(&previous.datastore_id);
+    }
+    if next.datastore_arn.is_none() {
+        next.datastore_arn.clone_from(&previous.datastore_arn);
+    }
+    if next.datastore_endpoint.is_none() {
+        next.datastore_endpoint
+            .clone_from(&previous.datastore_endpoint);
+    }
+    if next.region.is_none() {
+        next.region.clone_from(&previous.region);
+    }
+}
+
+/// When the object last started being `Reconciling`.
+pub(crate) fn reconciling_since(status: &FHIRDatastoreStatus) -> Option<Timestamp> {
     status
+        .conditions
+        .iter()
+        .find(|condition| {
+            condition.type_ == ConditionType::Reconciling.as_str() && condition.status == "True"
+        })
+        .map(|condition| condition.last_transition_time.0)
+}
+
+/// Adds "longer than usual" to the message of a phase that started `since` and has lasted more
+/// than `stuck_after`, with a Warning the first time (when the previous message did not say so).
+pub(crate) fn with_stuck_warning(
+    message: String,
+    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    since: Option<Timestamp>,
+    stuck_after: Duration,
+    now: Timestamp,
+) -> (String, Option<Notice>) {
+    let Some(since) = since else {
+        return (message, None);
+    };
+    if now <= since || now.duration_since(since).unsigned_abs() <= stuck_after {
+        return (message, None);
+    }
+    let hours = stuck_after.as_secs_f64() / 3600.0;
+    let message = format!(
+        "{message}, for longer than HealthLake usually takes (over {hours:.1} h); the operator keeps polling, \
+         check the AWS console or AWS Support if it does not move"
+    );
+    let warned_before = previous.iter().any(|condition| {
+        condition.type_ == ConditionType::Reconciling.as_str()
+            && condition
+                .message
+                .contains("longer than HealthLake usually takes")
+    });
+    let notice = (!warned_before).then(|| Notice::warning("TakingLong", message.clone()));
+    (message, notice)
 }
 
 fn record(

@@ -6,12 +6,15 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::{Notice, ObjectMeta, Phase, Requeue, phase_changed, set_phase};
+use super::datastore::{Settled, with_stuck_warning};
+use super::{Notice, ObjectMeta, Phase, Requeue, Step, on_error, phase_changed, set_phase};
 use crate::api::{
     ConditionType, DatastoreReference, FHIRDatastore, FHIRExportJobSpec, FHIRExportJobStatus,
     FHIRImportJobSpec, FHIRImportJobStatus, JobProgress, JobStatus,
 };
-use crate::healthlake::{Job, S3Output, StartExportJob, StartImportJob, StartedJob};
+use crate::healthlake::{
+    HealthLakeError, Job, S3Output, StartExportJob, StartImportJob, StartedJob,
+};
 
 /// The status fields both job kinds share, so one set of decisions serves both.
 pub trait JobRecord: Clone + PartialEq {
@@ -21,6 +24,8 @@ pub trait JobRecord: Clone + PartialEq {
     fn job_status(&self) -> Option<&JobStatus>;
     /// The datastore the job was started on.
     fn datastore_id(&self) -> Option<&str>;
+    /// The region the job was started in.
+    fn region(&self) -> Option<&str>;
     /// When the job ended.
     fn end_time(&self) -> Option<&Time>;
     /// The conditions.
@@ -29,8 +34,10 @@ pub trait JobRecord: Clone + PartialEq {
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
     /// Sets `observedGeneration`.
     fn set_observed_generation(&mut self, generation: Option<i64>);
-    /// Records what Start*Job returned.
-    fn record_start(&mut self, started: &StartedJob, datastore_id: &str);
+    /// Records what Start*Job returned, and the region the job runs in.
+    fn record_start(&mut self, started: &StartedJob, datastore_id: &str, region: &str);
+    /// Puts back the AWS ids and region `previous` recorded where this status lacks them.
+    fn keep_ids(&mut self, previous: &Self);
     /// Records what Describe*Job returned.
     fn record_job(&mut self, job: &Job);
     /// A short progress summary for messages, if the kind reports progress.
@@ -49,6 +56,9 @@ macro_rules! job_record {
             fn datastore_id(&self) -> Option<&str> {
                 self.datastore_id.as_deref()
             }
+            fn region(&self) -> Option<&str> {
+                self.region.as_deref()
+            }
             fn end_time(&self) -> Option<&Time> {
                 self.end_time.as_ref()
             }
@@ -61,10 +71,22 @@ macro_rules! job_record {
             fn set_observed_generation(&mut self, generation: Option<i64>) {
                 self.observed_generation = generation;
             }
-            fn record_start(&mut self, started: &StartedJob, datastore_id: &str) {
+            fn record_start(&mut self, started: &StartedJob, datastore_id: &str, region: &str) {
                 self.job_id = Some(started.job_id.clone());
                 self.job_status = Some(started.status.clone());
                 self.datastore_id = Some(started.datastore_id.clone().unwrap_or_else(|| datastore_id.to_owned()));
+                self.region = Some(region.to_owned());
+            }
+            fn keep_ids(&mut self, previous: &Self) {
+                if self.job_id.is_none() {
+                    self.job_id.clone_from(&previous.job_id);
+                }
+                if self.datastore_id.is_none() {
+                    self.datastore_id.clone_from(&previous.datastore_id);
+                }
+                if self.region.is_none() {
+                    self.region.clone_from(&previous.region);
+                }
             }
             fn record_job(&mut $self_, $job: &Job) {
                 $self_.job_id = Some($job.job_id.clone());
@@ -128,6 +150,12 @@ pub enum Target {
         /// What the job is waiting for.
         message: String,
     },
+    /// The FHIRDatastore failed (CREATE_FAILED, or Stalled): the job cannot start unless it
+    /// recovers, which the job notices by itself.
+    Failed {
+        /// Which datastore, and why.
+        message: String,
+    },
     /// The reference cannot work until the job is changed.
     Refused {
         /// CamelCase reason.
@@ -188,11 +216,35 @@ pub fn resolve_target(
         };
     };
     let status = datastore.status.as_ref();
-    let ready = status.is_some_and(|status| {
-        status.conditions.iter().any(|condition| {
-            condition.type_ == ConditionType::Ready.as_str() && condition.status == "True"
+    let holds = |type_: ConditionType| {
+        status.is_some_and(|status| {
+            status
+                .conditions
+                .iter()
+                .any(|condition| condition.type_ == type_.as_str() && condition.status == "True")
         })
-    });
+    };
+    let ready = holds(ConditionType::Ready);
+    let create_failed = status
+        .and_then(|status| status.datastore_status.as_ref())
+        .is_some_and(|state| *state == crate::api::DatastoreStatus::CreateFailed);
+    if !ready && (create_failed || holds(ConditionType::Stalled)) {
+        let why = status
+            .and_then(|status| {
+                status
+                    .conditions
+                    .iter()
+                    .find(|condition| condition.type_ == ConditionType::Stalled.as_str())
+            })
+            .map(|condition| format!("{}: {}", condition.reason, condition.message))
+            .unwrap_or_else(|| "CREATE_FAILED".to_owned());
+        return Target::Failed {
+            message: format!(
+                "FHIRDatastore {} failed ({why}); the job starts by itself if the datastore recovers",
+                reference.name
+            ),
+        };
+    }
     match status.and_then(|status| status.datastore_id.clone()) {
         Some(datastore_id) if ready && datastore.metadata.deletion_timestamp.is_none() => {
             Target::Ready {
@@ -271,8 +323,33 @@ pub struct JobInput<'a, S> {
     pub observed: Option<&'a JobObservation>,
     /// `spec.ttlSecondsAfterFinished`.
     pub ttl_seconds_after_finished: Option<i32>,
+    /// How long SUBMITTED or QUEUED may last before users are warned.
+    pub stuck_after: Duration,
     /// The current time.
     pub now: Timestamp,
+}
+
+/// What happened when the controller carried out a job decision's action.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobOutcome {
+    /// The action needed no call.
+    Nothing,
+    /// Start*Job answered.
+    Started {
+        /// What AWS returned.
+        started: StartedJob,
+        /// The datastore it runs against.
+        datastore_id: String,
+        /// The region it runs in.
+        region: String,
+    },
+    /// The call failed.
+    Failed {
+        /// How it failed.
+        error: HealthLakeError,
+        /// What was attempted, for messages.
+        action: String,
+    },
 }
 
 /// True for the statuses after which a job never changes again.
@@ -336,6 +413,21 @@ pub fn decide<S: JobRecord>(input: &JobInput<'_, S>) -> JobDecision<S> {
                 );
                 (JobAction::None, Requeue::LongOperation, None)
             }
+            Target::Failed { message } => {
+                set_phase(
+                    status.conditions_mut(),
+                    Phase::Stalled,
+                    "DatastoreFailed",
+                    message,
+                    generation,
+                    now,
+                );
+                (
+                    JobAction::None,
+                    Requeue::LongOperation,
+                    Some(Notice::warning("DatastoreFailed", message.clone())),
+                )
+            }
             Target::Ready {
                 datastore_id,
                 region,
@@ -387,7 +479,7 @@ pub fn decide<S: JobRecord>(input: &JobInput<'_, S>) -> JobDecision<S> {
         }
         Some(JobObservation::Described(job)) => {
             status.record_job(job);
-            follow(&mut status, job, generation, now)
+            follow(&mut status, input, job)
         }
     };
     let (action, requeue) = if status.job_status().is_some_and(is_terminal) {
@@ -407,10 +499,11 @@ pub fn decide<S: JobRecord>(input: &JobInput<'_, S>) -> JobDecision<S> {
 
 fn follow<S: JobRecord>(
     status: &mut S,
+    input: &JobInput<'_, S>,
     job: &Job,
-    generation: Option<i64>,
-    now: Timestamp,
 ) -> (Requeue, Option<Notice>) {
+    let generation = input.meta.generation;
+    let now = input.now;
     let id = &job.job_id;
     let datastore = &job.datastore_id;
     let aws_message = job
@@ -433,7 +526,10 @@ fn follow<S: JobRecord>(
         JobStatus::Queued => (
             Phase::Progressing,
             "Queued",
-            format!("job {id} is queued behind another job on datastore {datastore}"),
+            format!(
+                "job {id} on datastore {datastore} is queued: HealthLake runs one import job and one export job \
+                 at a time in an account and region, so it starts when the jobs submitted before it end"
+            ),
             Requeue::LongOperation,
             false,
         ),
@@ -498,6 +594,17 @@ fn follow<S: JobRecord>(
             true,
         ),
     };
+    let (message, stuck) = if matches!(job.status, JobStatus::Submitted | JobStatus::Queued) {
+        with_stuck_warning(
+            message,
+            input.status.conditions(),
+            job.submit_time,
+            input.stuck_after,
+            now,
+        )
+    } else {
+        (message, None)
+    };
     set_phase(
         status.conditions_mut(),
         phase,
@@ -506,7 +613,9 @@ fn follow<S: JobRecord>(
         generation,
         now,
     );
-    let notice = if warning {
+    let notice = if let Some(stuck) = stuck {
+        stuck
+    } else if warning {
         Notice::warning(reason, message)
     } else {
         Notice::normal(reason, message)
@@ -546,26 +655,91 @@ fn expiry<S: JobRecord>(
     }
 }
 
-/// Records what Start*Job returned; the controller writes this before anything else.
-pub fn after_start<S: JobRecord>(
-    status: &S,
-    started: &StartedJob,
-    datastore_id: &str,
+/// Turns a job decision and what came of its action into the status to write: the one status
+/// step of every job reconcile (see [`super::datastore::settle`]).
+pub fn settle<S: JobRecord>(
+    decision: &JobDecision<S>,
+    outcome: &JobOutcome,
+    input: &JobInput<'_, S>,
+) -> Settled<S> {
+    let generation = input.meta.generation;
+    let now = input.now;
+    let mut status = decision.status.clone();
+    let mut requeue = decision.requeue;
+    let mut notices: Vec<Notice> = decision.notice.iter().cloned().collect();
+    match outcome {
+        JobOutcome::Nothing => {}
+        JobOutcome::Started {
+            started,
+            datastore_id,
+            region,
+        } => {
+            status.record_start(started, datastore_id, region);
+            let message = format!("started job {} on datastore {datastore_id}", started.job_id);
+            set_phase(
+                status.conditions_mut(),
+                Phase::Progressing,
+                "Submitted",
+                &message,
+                generation,
+                now,
+            );
+            notices.push(Notice::normal("Started", message));
+        }
+        JobOutcome::Failed { error, action } => {
+            let (next, notice) = on_error(
+                status.conditions_mut(),
+                error,
+                action,
+                Step::Act,
+                generation,
+                now,
+            );
+            requeue = next;
+            notices.retain(|notice| notice.warning);
+            notices.extend(notice.filter(|notice| {
+                notice.warning || phase_changed(input.status.conditions(), status.conditions())
+            }));
+        }
+    }
+    status.keep_ids(input.status);
+    Settled {
+        status,
+        requeue,
+        notices,
+    }
+}
+
+/// The status after a failed Describe*Job (`action` says which): the last observation stands and
+/// the wait or failure shows in `Reconciling` (or `Stalled`).
+pub fn unobserved<S: JobRecord>(
+    input_status: &S,
+    error: &HealthLakeError,
+    action: &str,
     meta: &ObjectMeta,
     now: Timestamp,
-) -> S {
-    let mut status = status.clone();
-    status.record_start(started, datastore_id);
-    let message = format!("started job {} on datastore {datastore_id}", started.job_id);
-    set_phase(
+) -> Settled<S> {
+    let mut status = input_status.clone();
+    status.set_observed_generation(meta.generation);
+    let (requeue, notice) = on_error(
         status.conditions_mut(),
-        Phase::Progressing,
-        "Submitted",
-        &message,
+        error,
+        action,
+        Step::Observe,
         meta.generation,
         now,
     );
-    status
+    let notices = notice
+        .filter(|notice| {
+            notice.warning || phase_changed(input_status.conditions(), status.conditions())
+        })
+        .into_iter()
+        .collect();
+    Settled {
+        status,
+        requeue,
+        notices,
+    }
 }
 
 /// The job name: `spec.jobName`, else the object's name cut to HealthLake's 64 characters.

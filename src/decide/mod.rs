@@ -6,6 +6,7 @@
 
 pub mod datastore;
 pub mod job;
+pub mod stall;
 
 use std::time::Duration;
 
@@ -33,8 +34,22 @@ pub enum Requeue {
     /// The rate limiter has budget again after this long: look again then, or at the long-poll
     /// interval if that comes first (a look that finds no budget costs no AWS call).
     Quota(Duration),
+    /// A call failed in a way only a change outside Kubernetes fixes (permissions, a key, a
+    /// bucket, a quota): try again on the slow schedule of Stalled objects
+    /// ([`stall::RetrySchedule`]), or at once when the object changes.
+    SlowRetry,
     /// Nothing will change until the object changes: wait for a watch event.
     AwaitChange,
+}
+
+/// Which part of a reconcile a failed HealthLake call belonged to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Reading what AWS holds (Describe, List, ListTags). A read that waits or fails says nothing
+    /// about the resource, so it leaves `Ready` as it was.
+    Observe,
+    /// Changing something in AWS (Create, Delete, Start, tags).
+    Act,
 }
 
 /// Identity of the Kubernetes object a decision is about.
@@ -167,83 +182,140 @@ pub(crate) fn phase_changed(old: &[Condition], new: &[Condition]) -> bool {
     !old.iter().map(key).eq(new.iter().map(key))
 }
 
+/// Shows that something is under way without touching `Ready`: the last observation stands
+/// while the operator waits to look again. Without a Ready observation yet, it is plain progress.
+fn set_waiting(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let ready = conditions.iter().any(|condition| {
+        condition.type_ == ConditionType::Ready.as_str() && condition.status == "True"
+    });
+    if !ready {
+        set_phase(
+            conditions,
+            Phase::Progressing,
+            reason,
+            message,
+            generation,
+            now,
+        );
+        return;
+    }
+    let now = Time(now);
+    set_condition(
+        conditions,
+        ConditionType::Reconciling,
+        ConditionStatus::True,
+        reason,
+        message,
+        generation,
+        &now,
+    );
+    set_condition(
+        conditions,
+        ConditionType::Stalled,
+        ConditionStatus::False,
+        reason,
+        "",
+        generation,
+        &now,
+    );
+}
+
 /// How a failed HealthLake call changes the conditions, and when to try again.
 ///
-/// `action` says what was attempted, for the message: "create datastore patients".
+/// `action` says what was attempted, for the message: "create datastore patients". A read
+/// ([`Step::Observe`]) that waits for quota or fails transiently keeps `Ready` as it was; a
+/// terminal error stalls the object and is retried on the slow schedule; an account quota keeps
+/// it `Reconciling` on the same slow schedule.
 pub fn on_error(
     conditions: &mut Vec<Condition>,
     error: &HealthLakeError,
     action: &str,
+    step: Step,
     generation: Option<i64>,
     now: Timestamp,
 ) -> (Requeue, Option<Notice>) {
+    let waiting = |conditions: &mut Vec<Condition>, reason: &str, message: &str| match step {
+        Step::Observe => set_waiting(conditions, reason, message, generation, now),
+        Step::Act => set_phase(
+            conditions,
+            Phase::Progressing,
+            reason,
+            message,
+            generation,
+            now,
+        ),
+    };
     match error {
         HealthLakeError::WaitingForQuota { retry_after } => {
             let message = format!("waiting for request quota to {action}");
-            set_phase(
-                conditions,
-                Phase::Progressing,
-                "WaitingForQuota",
-                &message,
-                generation,
-                now,
-            );
-            (Requeue::Quota(*retry_after), None)
+            waiting(conditions, "WaitingForQuota", &message);
+            (
+                Requeue::Quota(*retry_after),
+                Some(Notice::normal("WaitingForQuota", message)),
+            )
         }
         HealthLakeError::Terminal { reason, message } => {
-            let text = format!("failed to {action}: {message}");
+            let text = format!(
+                "failed to {action}: {message}; fix the cause, the operator tries again on a slow schedule \
+                 (or at once when the object changes or its {} annotation is set)",
+                stall::RETRY_AT_ANNOTATION
+            );
             set_phase(conditions, Phase::Stalled, reason, &text, generation, now);
-            (Requeue::AwaitChange, Some(Notice::warning(reason, text)))
+            (Requeue::SlowRetry, Some(Notice::warning(reason, text)))
         }
-        HealthLakeError::Throttled { message } => {
-            let text = format!("failed to {action}: throttled by HealthLake: {message}");
-            set_phase(
-                conditions,
-                Phase::Progressing,
-                "Throttled",
-                &text,
-                generation,
-                now,
+        HealthLakeError::AccountQuota { message } => {
+            let text = format!(
+                "failed to {action}: the account's HealthLake quota is used up ({message}); \
+                 delete a datastore in this region or ask AWS to raise the quota, the operator tries again on a slow schedule"
             );
-            (Requeue::Backoff, Some(Notice::warning("Throttled", text)))
-        }
-        HealthLakeError::Conflict { message } => {
-            let text = format!("failed to {action}: {message}");
             set_phase(
                 conditions,
                 Phase::Progressing,
-                "Conflict",
-                &text,
-                generation,
-                now,
-            );
-            (Requeue::Backoff, Some(Notice::warning("Conflict", text)))
-        }
-        HealthLakeError::Retryable { message } => {
-            let text = format!("failed to {action}: {message}");
-            set_phase(
-                conditions,
-                Phase::Progressing,
-                "Retrying",
+                "AccountQuotaReached",
                 &text,
                 generation,
                 now,
             );
             (
+                Requeue::SlowRetry,
+                Some(Notice::warning("AccountQuotaReached", text)),
+            )
+        }
+        HealthLakeError::Throttled { message } => {
+            let text = format!("failed to {action}: throttled by HealthLake: {message}");
+            waiting(conditions, "Throttled", &text);
+            (Requeue::Backoff, Some(Notice::warning("Throttled", text)))
+        }
+        HealthLakeError::Conflict { message } => {
+            let text = format!("failed to {action}: {message}");
+            waiting(conditions, "Conflict", &text);
+            (Requeue::Backoff, Some(Notice::warning("Conflict", text)))
+        }
+        HealthLakeError::Retryable { message } => {
+            let text = format!("failed to {action}: {message}");
+            waiting(conditions, "Retrying", &text);
+            (
                 Requeue::Backoff,
                 Some(Notice::warning("HealthLakeError", text)),
             )
         }
+        HealthLakeError::Unrecognized { code, message } => {
+            let text = format!(
+                "failed to {action}: HealthLake answered {code}, an error this operator does not know; \
+                 retrying with backoff: {message}"
+            );
+            waiting(conditions, "Retrying", &text);
+            (Requeue::Backoff, Some(Notice::warning(code, text)))
+        }
         HealthLakeError::NotFound { message } => {
             let text = format!("failed to {action}: not found: {message}");
-            set_phase(
-                conditions,
-                Phase::Progressing,
-                "NotFound",
-                &text,
-                generation,
-                now,
-            );
+            waiting(conditions, "NotFound", &text);
             (Requeue::Backoff, Some(Notice::warning("NotFound", text)))
         }
     }

@@ -84,14 +84,17 @@ fn the_examples_cover_what_the_documentation_promises() {
 }
 
 #[test]
-fn a_minimal_datastore_gets_fhir_r4_and_the_delete_policy() {
+fn a_minimal_datastore_gets_fhir_r4_and_leaves_the_deletion_policy_to_the_operator() {
     let cluster = Cluster::from_committed_crds();
     let mut minimal = example("datastore-minimal.yaml");
     cluster
         .admit(&mut minimal, None)
         .expect("the minimal datastore is accepted");
     assert_eq!(minimal["spec"]["datastoreTypeVersion"], "R4");
-    assert_eq!(minimal["spec"]["deletionPolicy"], "Delete");
+    assert!(
+        minimal["spec"].get("deletionPolicy").is_none(),
+        "no schema default: the operator deletes what it created and retains what it adopted"
+    );
 }
 
 #[test]

@@ -172,7 +172,15 @@ async fn kubectl_applies_gets_waits_for_and_deletes() {
     let (ok, stdout, stderr) = kubectl(&kubeconfig, &["get", "fhirds"]).await;
     assert!(ok, "get failed: {stdout}{stderr}");
     let header = stdout.lines().next().unwrap_or_default();
-    for column in ["NAME", "STATUS", "DATASTORE ID", "ENDPOINT", "AGE"] {
+    for column in [
+        "NAME",
+        "READY",
+        "REASON",
+        "STATUS",
+        "DATASTORE ID",
+        "DELETION",
+        "AGE",
+    ] {
         assert!(
             header.contains(column),
             "column {column} missing from {stdout}"
@@ -261,10 +269,19 @@ async fn tables_answer_get_and_watch_with_the_printer_columns() {
         .collect();
     assert_eq!(
         columns,
-        vec!["Name", "Status", "Datastore ID", "Endpoint", "Age"]
+        vec![
+            "Name",
+            "Ready",
+            "Reason",
+            "Status",
+            "Datastore ID",
+            "Deletion",
+            "Endpoint",
+            "Age"
+        ]
     );
     assert_eq!(table["rows"][0]["cells"][0], "tabled");
-    assert_eq!(table["rows"][0]["cells"][1], "CREATING");
+    assert_eq!(table["rows"][0]["cells"][3], "CREATING");
 
     let watch = http::Request::get(format!(
         "{path}?watch=true&resourceVersion=0&timeoutSeconds=1"
@@ -276,5 +293,5 @@ async fn tables_answer_get_and_watch_with_the_printer_columns() {
     let first: serde_json::Value = serde_json::from_str(stream.lines().next().unwrap()).unwrap();
     assert_eq!(first["type"], "ADDED");
     assert_eq!(first["object"]["kind"], "Table");
-    assert_eq!(first["object"]["rows"][0]["cells"][1], "CREATING");
+    assert_eq!(first["object"]["rows"][0]["cells"][3], "CREATING");
 }

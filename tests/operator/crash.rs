@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use healthlake_operator::api::{FHIRDatastore, FHIRImportJob};
 use healthlake_operator::apiserver::Verb;
-use healthlake_operator::emulator::Operation;
+use healthlake_operator::emulator::{Fault, Operation};
 use kube::api::{DeleteParams, PostParams};
 
 use super::datastore::{CREATION, create_ready, datastore};
@@ -32,14 +32,28 @@ async fn crash_once_aws_answered(rig: &mut Rig, done: impl Fn(&Rig) -> bool) {
 async fn a_crash_between_create_and_status_write_never_duplicates_the_datastore() {
     let mut rig = Rig::start().await;
     let api = rig.api::<FHIRDatastore>();
-    block_status_writes(&rig, "fhirdatastores/status");
+    // The create answers slowly, so that status writes are blocked after the region is pinned
+    // and before the id could be written.
+    rig.emulator.inject(Fault::Latency {
+        operation: Some(Operation::CreateFhirDatastore),
+        millis: 1_000,
+    });
     api.create(
         &PostParams::default(),
         &datastore("patients", "  deletionPolicy: Delete\n"),
     )
     .await
     .expect("admitted");
+    wait_for(&api, "patients", "the region pinned", |object| {
+        object
+            .status
+            .as_ref()
+            .is_some_and(|status| status.region.is_some())
+    })
+    .await;
+    block_status_writes(&rig, "fhirdatastores/status");
     crash_once_aws_answered(&mut rig, |rig| rig.emulator.state().datastores.len() == 1).await;
+    rig.emulator.clear_faults();
     let lost = api.get("patients").await.expect("object");
     assert!(
         lost.status.and_then(|status| status.datastore_id).is_none(),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use healthlake_operator::api::{FHIRDatastore, OWNER_UID_TAG};
+use healthlake_operator::api::{FHIRDatastore, OWNER_NAME_TAG, OWNER_UID_TAG};
 use healthlake_operator::emulator::{ErrorCategory, Fault, Operation};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 
@@ -127,6 +127,7 @@ async fn a_datastore_is_created_once_and_becomes_ready() {
     let expected_tags = BTreeMap::from([
         ("team".to_owned(), "clinical".to_owned()),
         (OWNER_UID_TAG.to_owned(), uid),
+        (OWNER_NAME_TAG.to_owned(), "clinical/patients".to_owned()),
     ]);
     assert_eq!(status.tags.as_ref(), Some(&expected_tags));
     assert_eq!(rig.calls(Operation::CreateFhirDatastore), 1);
@@ -227,6 +228,7 @@ async fn tags_follow_the_spec_and_changes_made_in_aws_are_undone() {
         OWNER_UID_TAG.to_owned(),
         object.metadata.uid.clone().expect("uid"),
     );
+    let owner_name = (OWNER_NAME_TAG.to_owned(), "clinical/tagged".to_owned());
 
     let patch = serde_json::json!({"spec": {"tags": {"team": "oncology", "cost-center": "42", "env": null}}});
     api.patch("tagged", &PatchParams::default(), &Patch::Merge(&patch))
@@ -236,6 +238,7 @@ async fn tags_follow_the_spec_and_changes_made_in_aws_are_undone() {
         ("team".to_owned(), "oncology".to_owned()),
         ("cost-center".to_owned(), "42".to_owned()),
         owner.clone(),
+        owner_name.clone(),
     ]);
     let synced = wait_for(&api, "tagged", "tagged as the spec says", |object| {
         ready(object)

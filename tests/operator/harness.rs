@@ -50,6 +50,11 @@ pub fn fast_settings(region: &str) -> Settings {
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
         concurrency: 8,
+        // On the emulator's clock, which the tests advance.
+        stalled_retry_base: Duration::from_secs(60),
+        stalled_retry_max: Duration::from_secs(600),
+        datastore_stuck_after: Duration::from_secs(2 * 3600),
+        job_stuck_after: Duration::from_secs(24 * 3600),
     }
 }
 

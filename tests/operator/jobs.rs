@@ -575,7 +575,7 @@ async fn transitions_and_errors_are_reported_as_events() {
     };
     eventually("the datastore's transitions are Normal events", || async {
         let normal = reasons("FHIRDatastore", "patients", false).await;
-        ["Creating", "Created", "Active"]
+        ["Created", "Active"]
             .iter()
             .all(|reason| normal.iter().any(|seen| seen == reason))
     })

@@ -15,7 +15,7 @@ fn spec() -> FHIRDatastoreSpec {
         preload_data_config: None,
         identity_provider_configuration: None,
         tags: BTreeMap::from([("team".to_owned(), "clinical".to_owned())]),
-        deletion_policy: DeletionPolicy::Delete,
+        deletion_policy: None,
         datastore_id: None,
         region: None,
     }
@@ -41,6 +41,7 @@ fn owned_tags() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("team".to_owned(), "clinical".to_owned()),
         (OWNER_UID_TAG.to_owned(), "uid-patients".to_owned()),
+        (OWNER_NAME_TAG.to_owned(), "clinical/patients".to_owned()),
     ])
 }
 
@@ -60,6 +61,7 @@ fn decide_apply(spec: &FHIRDatastoreSpec, observed: Observed) -> Decision {
         status: &status,
         region: "us-east-1",
         observed: &observed,
+        stuck_after: Duration::from_secs(7200),
         now: now(),
     })
 }
@@ -73,6 +75,7 @@ fn decide_cleanup(spec: &FHIRDatastoreSpec, observed: Observed) -> Decision {
         status: &status,
         region: "us-east-1",
         observed: &observed,
+        stuck_after: Duration::from_secs(7200),
         now: now(),
     })
 }
@@ -307,8 +310,16 @@ fn lookup_prefers_adopted_id_then_status_id_then_owner_tag() {
     );
 }
 
+fn found_id(observed: Observed) -> Option<String> {
+    match observed {
+        Observed::Present { datastore, .. } => Some(datastore.id),
+        _ => None,
+    }
+}
+
 #[test]
 fn find_owned_picks_the_uid_tagged_datastore_and_prefers_live_ones() {
+    let meta = meta("patients");
     let mut deleted = datastore(DatastoreStatus::Deleted);
     deleted.id = "deleted".to_owned();
     let mut live = datastore(DatastoreStatus::Creating);
@@ -323,25 +334,66 @@ fn find_owned_picks_the_uid_tagged_datastore_and_prefers_live_ones() {
             (stranger.clone(), stranger_tags.clone()),
             (live, owned_tags()),
         ],
-        "uid-patients",
+        &meta,
     );
+    assert_eq!(found_id(found), Some("live".to_owned()));
     assert_eq!(
-        found.map(|(datastore, _)| datastore.id),
-        Some("live".to_owned())
+        find_owned(vec![(stranger, stranger_tags)], &meta),
+        Observed::Absent,
+        "a same-named datastore of another object is not ours, and not left behind by us"
     );
+    let only_deleted = find_owned(vec![(deleted, owned_tags())], &meta);
+    assert_eq!(found_id(only_deleted), Some("deleted".to_owned()));
+}
+
+#[test]
+fn a_datastore_left_behind_by_an_earlier_object_of_the_same_name_is_found() {
+    let meta = meta("patients");
+    let mut retained = datastore(DatastoreStatus::Active);
+    retained.id = "retained".to_owned();
+    let earlier = BTreeMap::from([
+        (OWNER_UID_TAG.to_owned(), "uid-earlier".to_owned()),
+        (OWNER_NAME_TAG.to_owned(), "clinical/patients".to_owned()),
+    ]);
     assert_eq!(
-        find_owned(vec![(stranger, stranger_tags)], "uid-patients"),
-        None
+        find_owned(vec![(retained.clone(), earlier.clone())], &meta),
+        Observed::LeftBehind {
+            datastore_id: "retained".to_owned()
+        }
     );
-    let only_deleted = find_owned(vec![(deleted, owned_tags())], "uid-patients");
+    let mut gone = retained.clone();
+    gone.status = DatastoreStatus::Deleted;
     assert_eq!(
-        only_deleted.map(|(datastore, _)| datastore.id),
-        Some("deleted".to_owned())
+        find_owned(vec![(gone, earlier.clone())], &meta),
+        Observed::Absent,
+        "a deleted one is no reason to refuse"
+    );
+    let decision = decide_apply(
+        &spec(),
+        Observed::LeftBehind {
+            datastore_id: "retained".to_owned(),
+        },
+    );
+    assert_eq!(decision.action, DatastoreAction::None);
+    assert_eq!(
+        condition(&decision.status.conditions, "Stalled"),
+        ("True".to_owned(), "RetainedDatastoreExists".to_owned())
+    );
+    let stalled = decision
+        .status
+        .conditions
+        .iter()
+        .find(|condition| condition.type_ == "Stalled")
+        .expect("stalled");
+    assert!(
+        stalled.message.contains("spec.datastoreId to retained"),
+        "{}",
+        stalled.message
     );
 }
 
 #[test]
-fn tag_sync_adds_changes_removes_but_never_touches_reserved_tags() {
+fn tag_sync_adds_changes_removes_but_never_touches_reserved_or_aws_tags() {
     let desired = BTreeMap::from([
         ("team".to_owned(), "clinical".to_owned()),
         ("cost-center".to_owned(), "42".to_owned()),
@@ -350,13 +402,15 @@ fn tag_sync_adds_changes_removes_but_never_touches_reserved_tags() {
     let observed = BTreeMap::from([
         ("team".to_owned(), "other".to_owned()),
         ("stale".to_owned(), "x".to_owned()),
+        ("aws:cloudformation:stack-name".to_owned(), "ehr".to_owned()),
+        ("AWS:odd-case".to_owned(), "x".to_owned()),
         (OWNER_UID_TAG.to_owned(), "uid".to_owned()),
         (
             "healthlake.fhir-operator.io/other".to_owned(),
             "kept".to_owned(),
         ),
     ]);
-    let (add, remove) = tag_changes(&desired, &observed);
+    let (add, remove) = tag_changes(&desired, &observed, None);
     assert_eq!(
         add,
         BTreeMap::from([
@@ -365,6 +419,48 @@ fn tag_sync_adds_changes_removes_but_never_touches_reserved_tags() {
         ])
     );
     assert_eq!(remove, vec!["stale".to_owned()]);
+}
+
+#[test]
+fn on_an_adopted_datastore_only_tags_the_operator_set_are_removed() {
+    let desired = BTreeMap::from([("team".to_owned(), "clinical".to_owned())]);
+    let observed = BTreeMap::from([
+        ("team".to_owned(), "clinical".to_owned()),
+        ("cost-center".to_owned(), "finance".to_owned()),
+        ("owner".to_owned(), "terraform".to_owned()),
+        ("aws:cloudformation:stack-name".to_owned(), "ehr".to_owned()),
+    ]);
+    // "owner" was set by the operator from an earlier spec; "cost-center" never was.
+    let managed = vec!["team".to_owned(), "owner".to_owned()];
+    let (add, remove) = tag_changes(&desired, &observed, Some(&managed));
+    assert!(add.is_empty());
+    assert_eq!(remove, vec!["owner".to_owned()]);
+    let (_, remove) = tag_changes(&desired, &observed, Some(&[]));
+    assert!(
+        remove.is_empty(),
+        "nothing set by the operator, nothing removed"
+    );
+}
+
+#[test]
+fn the_deletion_policy_in_force_retains_adopted_datastores() {
+    let mut adopted = spec();
+    adopted.datastore_id = Some("0123456789abcdef0123456789abcdef".to_owned());
+    let rows = [
+        (None, false, DeletionPolicy::Delete),
+        (None, true, DeletionPolicy::Retain),
+        (Some(DeletionPolicy::Delete), true, DeletionPolicy::Delete),
+        (Some(DeletionPolicy::Retain), false, DeletionPolicy::Retain),
+    ];
+    for (policy, is_adopted, expected) in rows {
+        let mut spec = if is_adopted { adopted.clone() } else { spec() };
+        spec.deletion_policy = policy;
+        assert_eq!(
+            deletion_policy(&spec),
+            expected,
+            "{policy:?}, adopted {is_adopted}"
+        );
+    }
 }
 
 #[test]
@@ -440,7 +536,7 @@ fn create_failed_copies_the_error_cause() {
 #[test]
 fn cleanup_table() {
     let mut retain = spec();
-    retain.deletion_policy = DeletionPolicy::Retain;
+    retain.deletion_policy = Some(DeletionPolicy::Retain);
     let rows: [(&str, FHIRDatastoreSpec, Observed, &str, Requeue); 8] = [
         (
             "retain leaves aws alone",
@@ -531,12 +627,18 @@ fn after_create_saves_the_id_at_once() {
         endpoint: "endpoint".to_owned(),
         status: DatastoreStatus::Creating,
     };
-    let status = after_create(
-        &FHIRDatastoreStatus::default(),
-        &summary,
-        &meta("patients"),
-        now(),
-    );
+    let meta = meta("patients");
+    let observed = Observed::Absent;
+    let input = DatastoreInput {
+        meta: &meta,
+        spec: &spec(),
+        status: &FHIRDatastoreStatus::default(),
+        region: "us-east-1",
+        observed: &observed,
+        stuck_after: Duration::from_secs(7200),
+        now: now(),
+    };
+    let status = settle(&apply(&input), &Outcome::Created(summary), &input).status;
     assert_eq!(
         status.datastore_id.as_deref(),
         Some("0123456789abcdef0123456789abcdef")
@@ -554,6 +656,7 @@ fn unchanged_phase_sends_no_event_and_keeps_transition_times() {
         status: &FHIRDatastoreStatus::default(),
         region: "us-east-1",
         observed: &observed,
+        stuck_after: Duration::from_secs(7200),
         now: now(),
     });
     assert!(first.notice.is_some());
@@ -564,6 +667,7 @@ fn unchanged_phase_sends_no_event_and_keeps_transition_times() {
         status: &first.status,
         region: "us-east-1",
         observed: &observed,
+        stuck_after: Duration::from_secs(7200),
         now: later,
     });
     assert_eq!(second.notice, None);

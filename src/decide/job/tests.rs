@@ -51,6 +51,7 @@ fn run(
         target,
         observed,
         ttl_seconds_after_finished: ttl,
+        stuck_after: std::time::Duration::from_secs(86_400),
         now: now(),
     })
 }
@@ -177,15 +178,31 @@ fn waits_for_the_datastore_then_starts_once() {
         status: JobStatus::Submitted,
         datastore_id: None,
     };
-    let status = after_start(
-        &decision.status,
-        &started_job,
-        "ds-1",
-        &meta("import"),
-        now(),
-    );
+    let meta = meta("import");
+    let status = FHIRImportJobStatus::default();
+    let target = ready_target();
+    let input = JobInput {
+        meta: &meta,
+        status: &status,
+        target: &target,
+        observed: None,
+        ttl_seconds_after_finished: None,
+        stuck_after: std::time::Duration::from_secs(86_400),
+        now: now(),
+    };
+    let outcome = JobOutcome::Started {
+        started: started_job,
+        datastore_id: "ds-1".to_owned(),
+        region: "eu-west-1".to_owned(),
+    };
+    let status = settle(&decision, &outcome, &input).status;
     assert_eq!(status.job_id.as_deref(), Some("job-1"));
     assert_eq!(status.datastore_id.as_deref(), Some("ds-1"));
+    assert_eq!(
+        status.region.as_deref(),
+        Some("eu-west-1"),
+        "the region is pinned at the start"
+    );
     let again = run(&status, &ready_target(), None, None);
     assert_ne!(
         again.action,
