@@ -8,5 +8,6 @@ mod deletion;
 mod faults;
 mod kubectl;
 mod patches;
+mod preconditions;
 mod runtime;
 mod watch;
