@@ -10,4 +10,5 @@ mod kubectl;
 mod patches;
 mod preconditions;
 mod runtime;
+mod shared;
 mod watch;
