@@ -42,12 +42,14 @@
 //!   (no `k:`/`v:` list keys), and only `labels`, `annotations`, `finalizers` and
 //!   `ownerReferences` of metadata are tracked; a write that is not an apply (an Update) takes
 //!   the fields it changes, under its `fieldManager` or the first word of its user agent;
-//! - strategic merge patch is treated as JSON merge patch for every resource (lists replaced);
+//! - strategic merge patch is treated as JSON merge patch (lists replaced) on the built-in kinds;
+//!   custom resources refuse it with 415 UnsupportedMediaType, as a real server does;
 //! - built-in resources (Namespaces, Events, Leases) are stored without schema validation,
 //!   defaulting or pruning; for custom resources, unknown fields are pruned, refused under
 //!   `fieldValidation=Strict` and reported in a `Warning` header otherwise;
 //! - `events.k8s.io/v1` Events are stored as core v1 Events, renaming the fields that differ,
-//!   and field selectors on them see the core v1 names;
+//!   and field selectors on them see the core v1 names; both views show the time, source and
+//!   reference fields a real server always writes (`lastTimestamp: null`, `source: {}`, ...);
 //! - deletion: no grace periods; garbage collection runs synchronously after each delete;
 //!   `Foreground` keeps the owner (finalizer `foregroundDeletion`) until every dependent is gone,
 //!   whether or not it sets `blockOwnerDeletion`; a deleted namespace deletes its contents and
@@ -63,8 +65,9 @@
 //! - only CRDs and custom resources carry `metadata.generation`; Namespaces have no `finalize`
 //!   subresource and their `spec.finalizers` do not hold them;
 //! - Tables honour printer columns with simple JSONPaths (fields, indexes, `[*]`, equality
-//!   filters); built-in kinds get Name and Age (plus Status for namespaces, Holder for leases,
-//!   Type, Reason, Object and Message for events);
+//!   filters); built-in kinds get Name and Age (plus Status for namespaces, Holder for leases);
+//!   Events get a real server's event columns (Last Seen, Type, Reason, Object, Message, and
+//!   Subobject, Source, First Seen, Count, Name under `-o wide`);
 //! - discovery is the legacy (unaggregated) form; kubectl falls back to it.
 
 mod apply;

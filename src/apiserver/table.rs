@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use super::conversion;
 use super::resources::ResourceType;
 
 /// One step of a printer column's JSONPath.
@@ -125,6 +126,15 @@ fn age(timestamp: &str) -> Option<String> {
     Some(human_duration(seconds))
 }
 
+/// The time since a timestamp field of `object`, or `None` when it is absent, null or unreadable
+/// (a zero time to a real server).
+fn age_of(object: &Value, pointer: &str) -> Option<String> {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .and_then(age)
+}
+
 struct Column {
     name: String,
     kind: String,
@@ -153,28 +163,6 @@ fn columns(resource: &ResourceType) -> Vec<Column> {
                 priority: 0,
                 json_path: ".status.phase".into(),
             });
-        }
-        if resource.plural == "events" {
-            let (object, message) = if resource.group.is_empty() {
-                (".involvedObject.name", ".message")
-            } else {
-                (".regarding.name", ".note")
-            };
-            for (name, json_path) in [
-                ("Type", ".type"),
-                ("Reason", ".reason"),
-                ("Object", object),
-                ("Message", message),
-            ] {
-                columns.push(Column {
-                    name: name.into(),
-                    kind: "string".into(),
-                    format: String::new(),
-                    description: format!("The event's {}.", name.to_lowercase()),
-                    priority: 0,
-                    json_path: json_path.into(),
-                });
-            }
         }
         if resource.plural == "leases" {
             columns.push(Column {
@@ -233,6 +221,116 @@ fn cell(column: &Column, object: &Value) -> Value {
     Value::String(joined.join(","))
 }
 
+/// Whether the resource is one of the two views of the built-in Events.
+fn is_event(resource: &ResourceType) -> bool {
+    resource.plural == "events"
+        && resource.crd_name.is_none()
+        && (resource.group.is_empty() || resource.group == "events.k8s.io")
+}
+
+/// The columns a real API server's Event printer declares (priority 1 shows with `-o wide`).
+const EVENT_COLUMNS: [(&str, &str, i32, &str); 10] = [
+    (
+        "Last Seen",
+        "",
+        0,
+        "The time at which the most recent occurrence of this event was recorded.",
+    ),
+    ("Type", "", 0, "Type of this event (Normal, Warning)."),
+    (
+        "Reason",
+        "",
+        0,
+        "The reason for the transition into the object's current status.",
+    ),
+    ("Object", "", 0, "The object that this event is about."),
+    (
+        "Subobject",
+        "",
+        1,
+        "The part of the object this event is about (fieldPath).",
+    ),
+    ("Source", "", 1, "The component reporting this event."),
+    (
+        "Message",
+        "",
+        0,
+        "A human-readable description of the status of this operation.",
+    ),
+    (
+        "First Seen",
+        "",
+        1,
+        "The time at which the event was first recorded.",
+    ),
+    (
+        "Count",
+        "",
+        1,
+        "The number of times this event has occurred.",
+    ),
+    ("Name", "name", 1, "Name must be unique within a namespace."),
+];
+
+/// One Event's cells, as a real API server's Event printer computes them from the core v1
+/// fields: times fall back from firstTimestamp to eventTime and from lastTimestamp to the
+/// first time, a series gives the last time and the count, and the object reads `kind/name`.
+fn event_cells(resource: &ResourceType, object: &Value) -> Vec<Value> {
+    let event = conversion::to_storage(resource, object.clone());
+    let text = |pointer: &str| {
+        event
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let unknown = || "<unknown>".to_string();
+    let first_seen = age_of(&event, "/firstTimestamp")
+        .or_else(|| age_of(&event, "/eventTime"))
+        .unwrap_or_else(unknown);
+    let mut last_seen = age_of(&event, "/lastTimestamp").unwrap_or_else(|| first_seen.clone());
+    let mut count = event.get("count").and_then(Value::as_i64).unwrap_or(0);
+    if event.get("series").is_some_and(Value::is_object) {
+        last_seen = age_of(&event, "/series/lastObservedTime").unwrap_or_else(unknown);
+        count = event
+            .pointer("/series/count")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+    } else if count == 0 {
+        count = 1;
+    }
+    let kind = text("/involvedObject/kind").to_lowercase();
+    let target_name = text("/involvedObject/name");
+    let target = if target_name.is_empty() {
+        kind
+    } else {
+        format!("{kind}/{target_name}")
+    };
+    let component = Some(text("/source/component"))
+        .filter(|component| !component.is_empty())
+        .unwrap_or_else(|| text("/reportingComponent"));
+    let instance = Some(text("/source/host"))
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| text("/reportingInstance"));
+    let source = if instance.is_empty() {
+        component
+    } else {
+        format!("{component}, {instance}")
+    };
+    vec![
+        json!(last_seen),
+        json!(text("/type")),
+        json!(text("/reason")),
+        json!(target),
+        json!(text("/involvedObject/fieldPath")),
+        json!(source),
+        json!(text("/message").trim()),
+        json!(first_seen),
+        json!(count),
+        json!(text("/metadata/name")),
+    ]
+}
+
 /// The Table for `objects`; `include_object` is `None`, `Metadata` (the default) or `Object`.
 pub fn to_table(
     resource: &ResourceType,
@@ -240,7 +338,21 @@ pub fn to_table(
     include_object: &str,
     list_metadata: Value,
 ) -> Value {
-    let columns = columns(resource);
+    let columns = if is_event(resource) {
+        EVENT_COLUMNS
+            .iter()
+            .map(|(name, format, priority, description)| Column {
+                name: (*name).into(),
+                kind: "string".into(),
+                format: (*format).into(),
+                description: (*description).into(),
+                priority: *priority,
+                json_path: String::new(),
+            })
+            .collect()
+    } else {
+        columns(resource)
+    };
     let definitions: Vec<Value> = columns
         .iter()
         .map(|column| {
@@ -256,7 +368,11 @@ pub fn to_table(
     let rows: Vec<Value> = objects
         .iter()
         .map(|object| {
-            let cells: Vec<Value> = columns.iter().map(|column| cell(column, object)).collect();
+            let cells: Vec<Value> = if is_event(resource) {
+                event_cells(resource, object)
+            } else {
+                columns.iter().map(|column| cell(column, object)).collect()
+            };
             let embedded = match include_object {
                 "None" => Value::Null,
                 "Object" => object.clone(),

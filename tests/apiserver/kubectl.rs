@@ -295,3 +295,238 @@ async fn tables_answer_get_and_watch_with_the_printer_columns() {
     assert_eq!(first["object"]["kind"], "Table");
     assert_eq!(first["object"]["rows"][0]["cells"][3], "CREATING");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_apply_of_a_custom_resource_sends_a_merge_patch() {
+    // `kubectl apply` without --server-side computes a three-way patch; for a custom resource it
+    // is a JSON merge patch (strategic merge is refused with 415 on custom resources).
+    let server = ApiServer::new();
+    server
+        .load_crds_from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
+        .unwrap();
+    let served = server.serve("127.0.0.1:0").await.unwrap();
+    let kubeconfig = served.kubeconfig_path().to_path_buf();
+    let directory = tempfile::tempdir().unwrap();
+    let manifest = directory.path().join("datastore.yaml");
+    let manifest_path = manifest.to_str().unwrap().to_string();
+
+    std::fs::write(&manifest, DATASTORE).unwrap();
+    let (ok, stdout, stderr) = kubectl(&kubeconfig, &["apply", "-f", &manifest_path]).await;
+    assert!(ok, "first apply failed: {stdout}{stderr}");
+    assert!(stdout.contains("created"), "{stdout}");
+
+    std::fs::write(
+        &manifest,
+        DATASTORE.replace("team: clinical-data", "team: research"),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = kubectl(&kubeconfig, &["apply", "-f", &manifest_path]).await;
+    assert!(ok, "second apply failed: {stdout}{stderr}");
+    assert!(stdout.contains("configured"), "{stdout}");
+
+    let (ok, stdout, stderr) = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "fhirds",
+            "patients",
+            "-o",
+            "jsonpath={.spec.tags.team}",
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "research");
+
+    // kubectl patch's default type (strategic) is refused on a custom resource, as on a real
+    // cluster; --type merge works.
+    let (ok, _, stderr) = kubectl(
+        &kubeconfig,
+        &[
+            "patch",
+            "fhirds",
+            "patients",
+            "-p",
+            r#"{"spec":{"tags":{"team":"x"}}}"#,
+        ],
+    )
+    .await;
+    assert!(!ok, "a strategic merge patch is refused");
+    assert!(
+        stderr.contains("UnsupportedMediaType") || stderr.contains("unknown format"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = kubectl(
+        &kubeconfig,
+        &[
+            "patch",
+            "fhirds",
+            "patients",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"tags":{"team":"x"}}}"#,
+        ],
+    )
+    .await;
+    assert!(ok, "merge patch failed: {stdout}{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_events_lists_what_kube_runtime_recorder_published() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::Resource;
+    use kube::api::PostParams;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let server = ApiServer::new();
+    server
+        .load_crds_from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
+        .unwrap();
+    let served = server.serve("127.0.0.1:0").await.unwrap();
+    let kubeconfig = served.kubeconfig_path().to_path_buf();
+    let client = server.client();
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some("clinical-data".into());
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("healthlake.fhir-operator.io", "v1alpha1", "FHIRDatastore"),
+        "fhirdatastores",
+    );
+    let datastores: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "clinical-data", &resource);
+    let mut references = Vec::new();
+    for name in ["patients", "research"] {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "healthlake.fhir-operator.io/v1alpha1",
+            "kind": "FHIRDatastore",
+            "metadata": {"name": name},
+            "spec": {"deletionPolicy": "Retain"},
+        }))
+        .unwrap();
+        let created = datastores
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+        references.push(created.object_ref(&resource));
+    }
+
+    // The operator publishes through kube-runtime's Recorder: events.k8s.io/v1 Events with
+    // eventTime and, for a repeat, a series (sent as a merge patch), never lastTimestamp.
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "healthlake-operator".into(),
+            instance: Some("healthlake-operator-0".into()),
+        },
+    );
+    let creating = Event {
+        type_: EventType::Normal,
+        reason: "Creating".into(),
+        note: Some("creating datastore patients in us-east-1".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder.publish(&creating, &references[0]).await.unwrap();
+    recorder.publish(&creating, &references[0]).await.unwrap();
+    let throttled = Event {
+        type_: EventType::Warning,
+        reason: "Throttled".into(),
+        note: Some("throttled by HealthLake: Rate exceeded".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder.publish(&throttled, &references[1]).await.unwrap();
+
+    let rows_of =
+        |stdout: &str| -> Vec<String> { stdout.lines().skip(1).map(str::to_string).collect() };
+    for arguments in [
+        &[
+            "get",
+            "events",
+            "-n",
+            "clinical-data",
+            "--sort-by=.lastTimestamp",
+        ][..],
+        &["get", "events", "-n", "clinical-data"],
+        &["get", "events", "-A", "--sort-by=.lastTimestamp"],
+    ] {
+        let (ok, stdout, stderr) = kubectl(&kubeconfig, arguments).await;
+        assert!(ok, "{arguments:?} failed: {stdout}{stderr}");
+        let header = stdout.lines().next().unwrap_or_default();
+        for column in ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"] {
+            assert!(
+                header.contains(column),
+                "{arguments:?}: no {column} in {stdout}{stderr}"
+            );
+        }
+        let rows = rows_of(&stdout);
+        assert_eq!(rows.len(), 2, "{arguments:?}: {stdout}{stderr}");
+        assert!(
+            rows.iter().any(|row| row.contains("Normal")
+                && row.contains("Creating")
+                && row.contains("fhirdatastore/patients")
+                && row.contains("creating datastore patients in us-east-1")),
+            "{arguments:?}: {stdout}"
+        );
+        assert!(
+            rows.iter().any(|row| row.contains("Warning")
+                && row.contains("Throttled")
+                && row.contains("fhirdatastore/research")),
+            "{arguments:?}: {stdout}"
+        );
+    }
+
+    // -o wide adds the source and the count a series carries.
+    let (ok, stdout, stderr) = kubectl(
+        &kubeconfig,
+        &["get", "events", "-n", "clinical-data", "-o", "wide"],
+    )
+    .await;
+    assert!(ok, "{stdout}{stderr}");
+    let header = stdout.lines().next().unwrap_or_default();
+    for column in ["SOURCE", "FIRST SEEN", "COUNT", "NAME"] {
+        assert!(header.contains(column), "no {column} in {stdout}");
+    }
+    let repeated = rows_of(&stdout)
+        .into_iter()
+        .find(|row| row.contains("Creating"))
+        .unwrap_or_default();
+    let cells: Vec<&str> = repeated.split_whitespace().collect();
+    assert!(
+        repeated.contains("healthlake-operator, healthlake-operator-0") && cells.contains(&"2"),
+        "{stdout}"
+    );
+
+    // The core v1 view carries the fields kubectl sorts and prints on, converted from
+    // events.k8s.io/v1 as a real API server converts them.
+    let (ok, stdout, stderr) = kubectl(
+        &kubeconfig,
+        &["get", "events", "-n", "clinical-data", "-o", "json"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let repeated = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["reason"] == "Creating")
+        .unwrap();
+    assert_eq!(
+        repeated["message"],
+        "creating datastore patients in us-east-1"
+    );
+    assert_eq!(repeated["involvedObject"]["kind"], "FHIRDatastore");
+    assert_eq!(repeated["reportingComponent"], "healthlake-operator");
+    assert_eq!(repeated["series"]["count"], 2);
+    assert!(repeated["eventTime"].is_string(), "{repeated}");
+    assert!(
+        repeated.as_object().unwrap().contains_key("lastTimestamp")
+            && repeated["lastTimestamp"].is_null(),
+        "{repeated}"
+    );
+}

@@ -8,5 +8,7 @@ mod deletion;
 mod faults;
 mod kubectl;
 mod patches;
+mod preconditions;
 mod runtime;
+mod shared;
 mod watch;

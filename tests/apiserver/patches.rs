@@ -1,14 +1,17 @@
-//! JSON merge patch, JSON Patch, strategic merge on custom resources, and server-side apply.
+//! JSON merge patch, JSON Patch, strategic merge (refused on custom resources), and server-side
+//! apply.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::support::{Cluster, Widget, WidgetSpec, api_error, widget};
 
 #[tokio::test]
-async fn merge_json_and_strategic_patches_edit_the_object() {
+async fn merge_and_json_patches_edit_the_object() {
     let cluster = Cluster::start().await;
     let widgets = cluster.widgets();
     let mut object = widget("patched", 1);
@@ -82,15 +85,76 @@ async fn merge_json_and_strategic_patches_edit_the_object() {
         "a failed test operation changes nothing"
     );
 
-    let strategic = widgets
+    cluster.finish().await;
+}
+
+#[tokio::test]
+async fn strategic_merge_is_refused_on_custom_resources_and_accepted_on_built_in_kinds() {
+    // A real API server offers custom resources JSON, merge and apply patches only (they have no
+    // Go types to carry merge strategies): 415 UnsupportedMediaType, before the object is read.
+    let cluster = Cluster::start().await;
+    let widgets = cluster.widgets();
+    widgets
+        .create(&PostParams::default(), &widget("strategic", 1))
+        .await
+        .unwrap();
+    for name in ["strategic", "absent"] {
+        let refused = api_error(
+            widgets
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(json!({"spec": {"size": 4}})),
+                )
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            (refused.code, refused.reason.as_str()),
+            (415, "UnsupportedMediaType"),
+            "{name}: {}",
+            refused.message
+        );
+        assert!(
+            refused.message.contains("application/merge-patch+json")
+                && !refused
+                    .message
+                    .contains("application/strategic-merge-patch+json"),
+            "{}",
+            refused.message
+        );
+    }
+    let on_status = api_error(
+        widgets
+            .patch_status(
+                "strategic",
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"status": {"phase": "Ready"}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(on_status.code, 415, "{}", on_status.message);
+    assert_eq!(widgets.get("strategic").await.unwrap().spec.size, 1);
+
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    let labelled = namespaces
         .patch(
-            "patched",
+            &cluster.namespace,
             &PatchParams::default(),
-            &Patch::Strategic(json!({"spec": {"size": 4}})),
+            &Patch::Strategic(json!({"metadata": {"labels": {"team": "clinical-data"}}})),
         )
         .await
         .unwrap();
-    assert_eq!(strategic.spec.size, 4);
+    assert_eq!(
+        labelled
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("team")
+            .map(String::as_str),
+        Some("clinical-data")
+    );
     cluster.finish().await;
 }
 

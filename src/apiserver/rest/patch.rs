@@ -1,4 +1,5 @@
-//! PATCH: JSON Patch, JSON merge patch (and strategic merge, read as merge), server-side apply.
+//! PATCH: JSON Patch, JSON merge patch, strategic merge (read as merge, built-in kinds only) and
+//! server-side apply.
 
 use std::sync::Arc;
 
@@ -7,9 +8,26 @@ use http::header::CONTENT_TYPE;
 use serde_json::Value;
 
 use super::{Query, Reply, Shared, flag, lock};
+use crate::apiserver::resources::ResourceType;
 use crate::apiserver::routing::ResourcePath;
 use crate::apiserver::status::ApiError;
 use crate::apiserver::store::WriteOptions;
+
+const JSON_PATCH: &str = "application/json-patch+json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
+const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
+/// The patch content types a resource accepts, in the order a real API server lists them: custom
+/// resources have no Go types to carry merge strategies, so the apiextensions server offers them
+/// JSON, merge and apply patches only; built-in kinds accept strategic merge too.
+fn accepted_patch_types(resource: &ResourceType) -> &'static [&'static str] {
+    if resource.crd_name.is_some() {
+        &[JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
+    } else {
+        &[JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH]
+    }
+}
 
 pub(super) fn patch(
     shared: &Arc<Shared>,
@@ -28,9 +46,13 @@ pub(super) fn patch(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    let accepted = accepted_patch_types(resource);
+    if !accepted.contains(&media_type) {
+        return Err(ApiError::unsupported_media_type(accepted));
+    }
     let mut store = lock(&shared.store);
     match media_type {
-        "application/json-patch+json" => {
+        JSON_PATCH => {
             let operations: json_patch::Patch = serde_json::from_value(body)
                 .map_err(|error| ApiError::bad_request(format!("invalid json patch: {error}")))?;
             let patched = store.patch_with(resource, namespace, &name, status_only, options, |old| {
@@ -53,7 +75,7 @@ pub(super) fn patch(
             })?;
             Ok(Reply::Json(200, patched))
         }
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+        MERGE_PATCH | STRATEGIC_MERGE_PATCH => {
             let patched =
                 store.patch_with(resource, namespace, &name, status_only, options, |old| {
                     let mut document = old.clone();
@@ -62,7 +84,7 @@ pub(super) fn patch(
                 })?;
             Ok(Reply::Json(200, patched))
         }
-        "application/apply-patch+yaml" => {
+        APPLY_PATCH => {
             let existed = store.get(resource, namespace, &name).is_ok();
             let manager = query.get("fieldManager").map(String::as_str).unwrap_or("");
             let applied = store.apply(
@@ -77,6 +99,6 @@ pub(super) fn patch(
             )?;
             Ok(Reply::Json(if existed { 200 } else { 201 }, applied))
         }
-        other => Err(ApiError::unsupported_media_type(other)),
+        _ => Err(ApiError::unsupported_media_type(accepted)),
     }
 }
