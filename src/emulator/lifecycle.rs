@@ -243,3 +243,120 @@ fn finish(job: &mut JobRecord, end: EpochMillis) {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::emulator::config::Profile;
+    use crate::emulator::state::{DatastoreRecord, Progress};
+
+    fn datastore(state: &mut State, status: DatastoreStatus) -> String {
+        let id = state.new_id();
+        let sequence = state.take_sequence();
+        state.insert_datastore(DatastoreRecord {
+            id: id.clone(),
+            sequence,
+            name: None,
+            type_version: "R4".to_string(),
+            created_at: 0,
+            sse_configuration: json!({}),
+            preload_data_config: None,
+            identity_provider_configuration: json!({}),
+            tags: BTreeMap::new(),
+            status,
+            status_since: 0,
+            planned_failure: None,
+            error_cause: None,
+        });
+        id
+    }
+
+    fn job(state: &mut State, datastore_id: &str, kind: JobKind, at: EpochMillis) -> String {
+        let id = state.new_id();
+        let sequence = state.take_sequence();
+        state.insert_job(JobRecord {
+            kind,
+            id: id.clone(),
+            sequence,
+            datastore_id: datastore_id.to_string(),
+            name: None,
+            submit_time: at,
+            data_access_role_arn: String::new(),
+            input_data_config: None,
+            output_data_config: json!({}),
+            validation_level: None,
+            status: JobStatus::Submitted,
+            started_at: None,
+            end_time: None,
+            message: None,
+            planned_outcome: None,
+            progress: Progress::default(),
+        });
+        id
+    }
+
+    /// Fast profile: a job is ready 2 s after submission and runs 10 s.
+    fn settle(state: &mut State, now: EpochMillis, concurrency: JobConcurrency) {
+        state.settle(now, &Profile::Fast.phases(), Some(3_600_000), concurrency);
+    }
+
+    #[test]
+    fn under_account_concurrency_an_import_waits_for_the_import_of_another_datastore() {
+        let mut state = State::new();
+        let first = datastore(&mut state, DatastoreStatus::Active);
+        let second = datastore(&mut state, DatastoreStatus::Active);
+        let one = job(&mut state, &first, JobKind::Import, 0);
+        let two = job(&mut state, &second, JobKind::Import, 0);
+        let export = job(&mut state, &second, JobKind::Export, 0);
+        settle(&mut state, 30_000, JobConcurrency::Account);
+        assert_eq!(state.jobs[&one].started_at, Some(2_000));
+        assert_eq!(state.jobs[&one].end_time, Some(12_000));
+        assert_eq!(state.jobs[&two].started_at, Some(12_000));
+        assert_eq!(state.jobs[&two].end_time, Some(22_000));
+        // The export waits only for its datastore, which the second import holds.
+        assert_eq!(state.jobs[&export].started_at, Some(22_000));
+        assert_eq!(state.jobs[&export].status, JobStatus::InProgress);
+    }
+
+    #[test]
+    fn a_job_freed_by_a_deletion_starts_then_not_earlier() {
+        let mut state = State::new();
+        let first = datastore(&mut state, DatastoreStatus::Active);
+        let second = datastore(&mut state, DatastoreStatus::Active);
+        let one = job(&mut state, &first, JobKind::Import, 0);
+        let two = job(&mut state, &second, JobKind::Import, 0);
+        settle(&mut state, 5_000, JobConcurrency::Account);
+        state.set_datastore_status(&first, DatastoreStatus::Deleting, 5_000);
+        state.fail_jobs_of(&first, 5_000);
+        assert_eq!(state.jobs[&one].status, JobStatus::Failed);
+        settle(&mut state, 6_000, JobConcurrency::Account);
+        assert_eq!(state.jobs[&two].started_at, Some(5_000));
+    }
+
+    #[test]
+    fn settled_objects_leave_nothing_to_visit_and_the_index_survives_json() {
+        let mut state = State::new();
+        let mut last = String::new();
+        for _ in 0..200 {
+            last = datastore(&mut state, DatastoreStatus::Creating);
+            job(&mut state, &last, JobKind::Export, 0);
+        }
+        let phases = PhaseDurations {
+            job_run: Duration::from_millis(1),
+            ..Profile::Fast.phases()
+        };
+        state.settle(10_000_000, &phases, None, JobConcurrency::Datastore);
+        assert!(state.changing_datastores().is_empty());
+        assert!(state.open_jobs().is_empty());
+        assert_eq!(state.live_datastores(), 200);
+        let text = serde_json::to_string(&state).unwrap_or_default();
+        let read: State = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(read, state);
+        assert_eq!(read.jobs_of(&last).count(), 1);
+    }
+}
