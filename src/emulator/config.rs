@@ -128,9 +128,7 @@ impl EmulatorConfig {
 }
 
 /// Which jobs may run at the same time, in one region.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum JobConcurrency {
     /// AWS's quota: one running import job and one running export job per account and

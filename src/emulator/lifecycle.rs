@@ -114,7 +114,12 @@ impl State {
 
     /// Runs the job queues: a waiting job starts once none of its slots is held and no job
     /// submitted before it is waiting for one of them (first in, first out).
-    fn settle_jobs(&mut self, now: EpochMillis, phases: &PhaseDurations, concurrency: JobConcurrency) {
+    fn settle_jobs(
+        &mut self,
+        now: EpochMillis,
+        phases: &PhaseDurations,
+        concurrency: JobConcurrency,
+    ) {
         let open = self.open_jobs();
         if open.is_empty() {
             return;
@@ -143,10 +148,15 @@ impl State {
         loop {
             let next_end = running
                 .iter()
-                .filter_map(|id| self.jobs.get(id).map(|job| (times.end(job), job.sequence, id)))
+                .filter_map(|id| {
+                    self.jobs
+                        .get(id)
+                        .map(|job| (times.end(job), job.sequence, id))
+                })
                 .min()
                 .map(|(end, _, id)| (end, id.clone()));
-            let next_start = self.next_start(&waiting, &held, &free_since, &times, floor, concurrency);
+            let next_start =
+                self.next_start(&waiting, &held, &free_since, &times, floor, concurrency);
             match (next_end, next_start) {
                 (Some((end, id)), start)
                     if end <= now && start.as_ref().is_none_or(|(start, _)| end <= *start) =>

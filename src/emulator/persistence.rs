@@ -37,15 +37,17 @@ fn parse(value: Value, default_region: &str) -> Result<Account, String> {
     match version {
         Some(1) => {
             let state = value.get("state").cloned().unwrap_or(Value::Null);
-            let clock: Clock = serde_json::from_value(state.get("clock").cloned().unwrap_or(Value::Null))
-                .map_err(|error| error.to_string())?;
+            let clock: Clock =
+                serde_json::from_value(state.get("clock").cloned().unwrap_or(Value::Null))
+                    .map_err(|error| error.to_string())?;
             let state: State = serde_json::from_value(state).map_err(|error| error.to_string())?;
             let regions = BTreeMap::from([(default_region.to_string(), state)]);
             Ok(Account { clock, regions })
         }
         Some(2) => {
-            let clock: Clock = serde_json::from_value(value.get("clock").cloned().unwrap_or(Value::Null))
-                .map_err(|error| error.to_string())?;
+            let clock: Clock =
+                serde_json::from_value(value.get("clock").cloned().unwrap_or(Value::Null))
+                    .map_err(|error| error.to_string())?;
             let regions: BTreeMap<String, State> =
                 serde_json::from_value(value.get("regions").cloned().unwrap_or(Value::Null))
                     .map_err(|error| error.to_string())?;

@@ -109,7 +109,12 @@ impl DatastoreSeed {
     }
 
     /// The record, created at `now` with AWS's defaults for everything the seed leaves out.
-    pub(super) fn into_record(self, id: String, sequence: u64, now: EpochMillis) -> DatastoreRecord {
+    pub(super) fn into_record(
+        self,
+        id: String,
+        sequence: u64,
+        now: EpochMillis,
+    ) -> DatastoreRecord {
         let error_cause = (self.status == DatastoreStatus::CreateFailed).then(|| ErrorCause {
             category: ErrorCategory::NonRetryable,
             message: "the data store was seeded as CREATE_FAILED".to_string(),

@@ -18,9 +18,9 @@ use super::config::{ClockMode, EmulatorConfig};
 use super::faults::{Fault, Faults, JobKind};
 use super::operation::Operation;
 use super::operations::{Context, datastore_arn, datastore_endpoint, execute};
-use super::seed::{DatastoreSeed, SeededDatastore};
 use super::persistence;
 use super::quotas::QuotaBuckets;
+use super::seed::{DatastoreSeed, SeededDatastore};
 use super::state::State;
 use super::wire::{
     AwsError, ErrorType, TARGET_PREFIX, check_signature, error_response, new_request_id,
@@ -304,7 +304,7 @@ impl Emulator {
         };
         tracing::info!(
             operation = %answer.operation,
-            region = answer.region.as_deref().unwrap_or("-"),
+            region = %answer.region.as_deref().unwrap_or("-"),
             status,
             error_type = error_type.as_deref().unwrap_or("-"),
             request_id,

@@ -24,10 +24,9 @@ fn aws_defaults_apply_unless_tests_lift_the_data_store_quota() {
 
 #[tokio::test]
 async fn the_eleventh_datastore_is_refused_until_one_is_deleted() {
-    let fixture = fixture_with(
-        EmulatorConfig::for_tests().with_max_datastores(Some(DEFAULT_MAX_DATASTORES)),
-    )
-    .await;
+    let fixture =
+        fixture_with(EmulatorConfig::for_tests().with_max_datastores(Some(DEFAULT_MAX_DATASTORES)))
+            .await;
     let client = client_without_retries(&fixture.emulator);
     let create = |token: String| {
         client
@@ -49,10 +48,7 @@ async fn the_eleventh_datastore_is_refused_until_one_is_deleted() {
     let refused = create("token-10".to_string())
         .await
         .expect_err("the eleventh datastore");
-    assert_eq!(
-        error_code(&refused).as_deref(),
-        Some("ValidationException")
-    );
+    assert_eq!(error_code(&refused).as_deref(), Some("ValidationException"));
     let message = refused.into_service_error().to_string();
     assert!(
         message.contains(
@@ -68,7 +64,10 @@ async fn the_eleventh_datastore_is_refused_until_one_is_deleted() {
 
     let (_, state) = crate::support::admin(&fixture.emulator, "GET", "/state", "").await;
     assert_eq!(state["regions"]["us-east-1"]["quotas"]["datastores"], 10);
-    assert_eq!(state["regions"]["us-east-1"]["quotas"]["max_datastores"], 10);
+    assert_eq!(
+        state["regions"]["us-east-1"]["quotas"]["max_datastores"],
+        10
+    );
 
     fixture.emulator.advance_clock(Duration::from_secs(60));
     client
@@ -146,7 +145,9 @@ async fn six_imports_over_three_datastores_run_one_at_a_time_in_submission_order
     }
     assert_eq!(statuses[0], JobStatus::InProgress);
     assert!(
-        statuses[1..].iter().all(|status| *status == JobStatus::Queued),
+        statuses[1..]
+            .iter()
+            .all(|status| *status == JobStatus::Queued),
         "{statuses:?}"
     );
 
@@ -168,7 +169,10 @@ async fn six_imports_over_three_datastores_run_one_at_a_time_in_submission_order
         }
         fixture.emulator.advance_clock(Duration::from_secs(1));
     }
-    let ends: Vec<f64> = ends.into_iter().map(|end| end.expect("every import completed")).collect();
+    let ends: Vec<f64> = ends
+        .into_iter()
+        .map(|end| end.expect("every import completed"))
+        .collect();
     assert!(
         ends.windows(2).all(|pair| pair[0] < pair[1]),
         "imports completed out of submission order: {ends:?}"
@@ -177,10 +181,9 @@ async fn six_imports_over_three_datastores_run_one_at_a_time_in_submission_order
 
 #[tokio::test]
 async fn with_datastore_concurrency_imports_on_three_datastores_run_at_once() {
-    let fixture = fixture_with(
-        EmulatorConfig::for_tests().with_job_concurrency(JobConcurrency::Datastore),
-    )
-    .await;
+    let fixture =
+        fixture_with(EmulatorConfig::for_tests().with_job_concurrency(JobConcurrency::Datastore))
+            .await;
     let mut datastores = Vec::new();
     for name in ["one", "two", "three"] {
         datastores.push(active_datastore(&fixture, name).await);

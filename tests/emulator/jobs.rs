@@ -216,10 +216,9 @@ async fn export_jobs_are_listed_per_datastore_and_kind() {
 
 #[tokio::test]
 async fn with_datastore_concurrency_jobs_on_different_datastores_run_at_the_same_time() {
-    let fixture = fixture_with(
-        EmulatorConfig::for_tests().with_job_concurrency(JobConcurrency::Datastore),
-    )
-    .await;
+    let fixture =
+        fixture_with(EmulatorConfig::for_tests().with_job_concurrency(JobConcurrency::Datastore))
+            .await;
     let first = active_datastore(&fixture, "first").await;
     let second = active_datastore(&fixture, "second").await;
     let one = start_import(&fixture.client, &first, "one").await;

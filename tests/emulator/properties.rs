@@ -21,18 +21,49 @@ const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 
 #[derive(Clone, Debug)]
 enum Action {
-    Create { name: u8, token: Option<u8>, west: bool },
-    Delete { datastore: usize },
-    StartImport { datastore: usize, token: Option<u8> },
-    StartExport { datastore: usize },
-    DescribeDatastore { datastore: usize },
-    DescribeJob { job: usize },
-    List { max_results: i64, with_token: bool },
-    Tag { datastore: usize, key: String },
-    Advance { millis: u64 },
-    FailNext { operation: usize, count: u32 },
-    Garbage { target: String, body: Vec<u8> },
-    Unsigned { operation: usize },
+    Create {
+        name: u8,
+        token: Option<u8>,
+        west: bool,
+    },
+    Delete {
+        datastore: usize,
+    },
+    StartImport {
+        datastore: usize,
+        token: Option<u8>,
+    },
+    StartExport {
+        datastore: usize,
+    },
+    DescribeDatastore {
+        datastore: usize,
+    },
+    DescribeJob {
+        job: usize,
+    },
+    List {
+        max_results: i64,
+        with_token: bool,
+    },
+    Tag {
+        datastore: usize,
+        key: String,
+    },
+    Advance {
+        millis: u64,
+    },
+    FailNext {
+        operation: usize,
+        count: u32,
+    },
+    Garbage {
+        target: String,
+        body: Vec<u8>,
+    },
+    Unsigned {
+        operation: usize,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -179,7 +210,8 @@ async fn apply(emulator: &Emulator, model: &mut Model, action: Action) {
             } else if answer["__type"] == "ValidationException" {
                 let message = answer["message"].as_str().unwrap_or_default();
                 assert!(
-                    message.contains("data store quota exceeded") || message.contains("ClientToken"),
+                    message.contains("data store quota exceeded")
+                        || message.contains("ClientToken"),
                     "{answer}"
                 );
             }

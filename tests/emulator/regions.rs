@@ -136,7 +136,11 @@ async fn the_same_client_token_in_two_regions_creates_two_datastores() {
     let east_id = create(fixture.client.clone()).await;
     let west_id = create(west.clone()).await;
     assert_ne!(east_id, west_id, "tokens are kept per region");
-    assert_eq!(create(west).await, west_id, "a replay in a region is idempotent");
+    assert_eq!(
+        create(west).await,
+        west_id,
+        "a replay in a region is idempotent"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +154,9 @@ async fn request_quotas_are_counted_per_region() {
             .datastore_type_version(FhirVersion::R4)
             .send()
     };
-    create(&east).await.expect("us-east-1's one create a minute");
+    create(&east)
+        .await
+        .expect("us-east-1's one create a minute");
     let throttled = create(&east).await.expect_err("a second in us-east-1");
     assert_eq!(
         error_code(&throttled).as_deref(),
@@ -163,8 +169,7 @@ async fn request_quotas_are_counted_per_region() {
 
 #[tokio::test]
 async fn the_data_store_quota_is_counted_per_region() {
-    let fixture =
-        fixture_with(EmulatorConfig::for_tests().with_max_datastores(Some(1))).await;
+    let fixture = fixture_with(EmulatorConfig::for_tests().with_max_datastores(Some(1))).await;
     let west = client_in(&fixture.emulator, WEST);
     create_datastore(&fixture.client, "east").await;
     create_datastore(&west, "west").await;
@@ -175,10 +180,7 @@ async fn the_data_store_quota_is_counted_per_region() {
         .send()
         .await
         .expect_err("us-east-1 is full");
-    assert_eq!(
-        error_code(&refused).as_deref(),
-        Some("ValidationException")
-    );
+    assert_eq!(error_code(&refused).as_deref(), Some("ValidationException"));
 }
 
 #[tokio::test]
@@ -211,7 +213,10 @@ async fn the_admin_state_shows_each_region() {
     let (status, state) = crate::support::admin(&fixture.emulator, "GET", "/state", "").await;
     assert_eq!(status, 200);
     assert_eq!(state["default_region"], "us-east-1");
-    assert!(state["regions"][WEST]["datastores"][&id].is_object(), "{state}");
+    assert!(
+        state["regions"][WEST]["datastores"][&id].is_object(),
+        "{state}"
+    );
     assert_eq!(state["regions"][WEST]["quotas"]["datastores"], 1);
     assert_eq!(state["regions"]["us-east-1"]["quotas"]["datastores"], 0);
 }

@@ -56,7 +56,8 @@ async fn a_datastore_seeded_over_http_is_described_with_its_aws_tags() {
     assert_eq!(properties.datastore_name.as_deref(), Some("ehr-cfn"));
     let tags = tags_of(&fixture.client, &arn).await;
     assert_eq!(
-        tags.get("aws:cloudformation:stack-name").map(String::as_str),
+        tags.get("aws:cloudformation:stack-name")
+            .map(String::as_str),
         Some("ehr")
     );
     assert_eq!(tags.get("team").map(String::as_str), Some("data"));
@@ -71,7 +72,10 @@ async fn a_datastore_seeded_in_process_lives_in_its_region_with_its_status() {
         .seed_datastore(
             DatastoreSeed::new("ehr-eu")
                 .in_region("eu-west-1")
-                .tag("aws:cloudformation:stack-id", "arn:aws:cloudformation:eu-west-1:123456789012:stack/ehr/1")
+                .tag(
+                    "aws:cloudformation:stack-id",
+                    "arn:aws:cloudformation:eu-west-1:123456789012:stack/ehr/1",
+                )
                 .with_status(emulator::DatastoreStatus::Creating),
         )
         .expect("seeding succeeds");
@@ -85,12 +89,16 @@ async fn a_datastore_seeded_in_process_lives_in_its_region_with_its_status() {
             .map(|answer| answer.datastore_properties.map(|p| p.datastore_status))
     };
     assert_eq!(
-        status(west.clone(), id.clone()).await.expect("described in eu-west-1"),
+        status(west.clone(), id.clone())
+            .await
+            .expect("described in eu-west-1"),
         Some(DatastoreStatus::Creating)
     );
     running.advance_clock(std::time::Duration::from_secs(60));
     assert_eq!(
-        status(west, id.clone()).await.expect("described in eu-west-1"),
+        status(west, id.clone())
+            .await
+            .expect("described in eu-west-1"),
         Some(DatastoreStatus::Active),
         "a seeded CREATING datastore becomes ACTIVE like any other"
     );
