@@ -116,3 +116,23 @@ pub fn save(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_file_is_read_as_the_default_region() {
+        let file = serde_json::json!({
+            "version": 1,
+            "state": {
+                "datastores": {}, "jobs": {}, "client_tokens": {}, "next_sequence": 7,
+                "clock": {"mode": "frozen", "at_millis": 1000}
+            }
+        });
+        let account = parse(file, "eu-west-1").unwrap_or_else(|reason| panic!("{reason}"));
+        assert_eq!(account.clock, Clock::Frozen { at_millis: 1000 });
+        assert_eq!(account.regions["eu-west-1"].next_sequence, 7);
+        assert!(parse(serde_json::json!({"version": 3}), "eu-west-1").is_err());
+    }
+}
