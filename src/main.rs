@@ -66,12 +66,22 @@ struct EmulatorArgs {
     /// The loopback address and port to listen on.
     #[arg(long, default_value = "127.0.0.1:4566")]
     listen: String,
-    /// The AWS region the emulator answers for (used in ARNs and endpoints).
+    /// The default AWS region: the one the admin API seeds into when no region is given.
+    /// Every request is answered in the region of its SigV4 credential scope.
     #[arg(long, default_value = "us-east-1")]
     region: String,
     /// The twelve-digit account id used in ARNs.
     #[arg(long, default_value = "123456789012")]
     account_id: String,
+    /// The data store quota: at most this many datastores that are not DELETED per region.
+    #[arg(long, default_value_t = healthlake_operator::emulator::DEFAULT_MAX_DATASTORES,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_datastores: u32,
+    /// Which jobs wait for which: `account` (one running import and one running export per
+    /// region, and one running job per datastore) or `datastore` (one running job per
+    /// datastore).
+    #[arg(long, value_enum, default_value = "account")]
+    job_concurrency: healthlake_operator::emulator::JobConcurrency,
     /// How long datastores and jobs take: `fast` (seconds) or `realistic` (AWS-like minutes).
     #[arg(long, value_enum, default_value = "fast")]
     profile: healthlake_operator::emulator::Profile,
@@ -176,7 +186,9 @@ async fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
         state_file: arguments.state_file,
         ..EmulatorConfig::default()
     }
-    .with_profile(arguments.profile);
+    .with_profile(arguments.profile)
+    .with_max_datastores(Some(arguments.max_datastores))
+    .with_job_concurrency(arguments.job_concurrency);
     if arguments.no_quotas {
         config.quotas = Quotas::Off;
     }

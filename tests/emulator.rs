@@ -3,6 +3,8 @@
 #[path = "emulator/support.rs"]
 mod support;
 
+#[path = "emulator/account_quotas.rs"]
+mod account_quotas;
 #[path = "emulator/admin.rs"]
 mod admin;
 #[path = "emulator/cli.rs"]
@@ -19,6 +21,10 @@ mod jobs;
 mod properties;
 #[path = "emulator/quotas.rs"]
 mod quotas;
+#[path = "emulator/regions.rs"]
+mod regions;
+#[path = "emulator/seeding.rs"]
+mod seeding;
 #[path = "emulator/state_file.rs"]
 mod state_file;
 #[path = "emulator/validation.rs"]

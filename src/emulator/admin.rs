@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::clock::to_epoch_millis;
 use super::faults::Fault;
 use super::operation::Operation;
+use super::seed::DatastoreSeed;
 use super::service::Emulator;
 
 /// The prefix of every admin path.
@@ -32,6 +33,7 @@ pub fn routes() -> Router<Emulator> {
         .route("/calls", get(calls))
         .route("/counters", get(counters))
         .route("/state", get(state))
+        .route("/datastores", post(seed))
         .route("/reset", post(reset))
 }
 
@@ -126,7 +128,18 @@ async fn counters(State(emulator): State<Emulator>) -> Json<Value> {
 }
 
 async fn state(State(emulator): State<Emulator>) -> Json<Value> {
-    Json(serde_json::to_value(emulator.state()).unwrap_or(Value::Null))
+    Json(emulator.state_view())
+}
+
+async fn seed(State(emulator): State<Emulator>, body: axum::body::Bytes) -> Response {
+    let seed: DatastoreSeed = match serde_json::from_slice(&body) {
+        Ok(seed) => seed,
+        Err(error) => return bad_request(format!("invalid datastore seed: {error}")),
+    };
+    match emulator.seed(seed) {
+        Ok(seeded) => Json(serde_json::to_value(seeded).unwrap_or(Value::Null)).into_response(),
+        Err(error) => bad_request(error.to_string()),
+    }
 }
 
 async fn reset(State(emulator): State<Emulator>) -> Json<Value> {

@@ -14,6 +14,9 @@ pub struct CallRecord {
     pub time_millis: i64,
     /// The operation named by `X-Amz-Target` (as sent, even when unknown).
     pub operation: String,
+    /// The region of the request's SigV4 credential scope; `None` when it had none.
+    #[serde(default)]
+    pub region: Option<String>,
     /// The request body (null when it was not JSON).
     pub parameters: Value,
     /// The HTTP status answered.

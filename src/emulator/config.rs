@@ -25,7 +25,17 @@ pub struct EmulatorConfig {
     pub state_file: Option<PathBuf>,
     /// How long a DELETED datastore stays describable; `None` keeps it forever.
     pub deleted_retention: Option<Duration>,
+    /// The data store quota: at most this many datastores that are not DELETED per account
+    /// and region (AWS's default is 10, adjustable); `None` sets no limit. A
+    /// CreateFHIRDatastore beyond it is refused with a ValidationException.
+    pub max_datastores: Option<u32>,
+    /// Which jobs wait for which: one running import and one running export per region
+    /// (AWS's quota), or one running job per datastore.
+    pub job_concurrency: JobConcurrency,
 }
+
+/// AWS's default data store quota per account and region.
+pub const DEFAULT_MAX_DATASTORES: u32 = 10;
 
 impl Default for EmulatorConfig {
     /// us-east-1, account 123456789012, the fast profile, default quotas, a running clock.
@@ -38,18 +48,34 @@ impl Default for EmulatorConfig {
             clock: ClockMode::Running,
             state_file: None,
             deleted_retention: Some(Duration::from_secs(3600)),
+            max_datastores: Some(DEFAULT_MAX_DATASTORES),
+            job_concurrency: JobConcurrency::Account,
         }
     }
 }
 
 impl EmulatorConfig {
-    /// The configuration tests want: fast profile, frozen clock, no quotas, no state file.
+    /// The configuration tests want: fast profile, frozen clock, no request quotas, no data
+    /// store quota, no state file; jobs wait as on AWS ([`JobConcurrency::Account`]).
     pub fn for_tests() -> Self {
         EmulatorConfig {
             quotas: Quotas::Off,
             clock: ClockMode::Frozen,
+            max_datastores: None,
             ..EmulatorConfig::default()
         }
+    }
+
+    /// Sets the data store quota per region (`None`: no limit).
+    pub fn with_max_datastores(mut self, max: Option<u32>) -> Self {
+        self.max_datastores = max;
+        self
+    }
+
+    /// Sets which jobs wait for which.
+    pub fn with_job_concurrency(mut self, concurrency: JobConcurrency) -> Self {
+        self.job_concurrency = concurrency;
+        self
     }
 
     /// Replaces the phase durations with a profile's.
@@ -98,6 +124,29 @@ impl EmulatorConfig {
     pub fn with_state_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.state_file = Some(path.into());
         self
+    }
+}
+
+/// Which jobs may run at the same time, in one region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum JobConcurrency {
+    /// AWS's quota: one running import job and one running export job per account and
+    /// region, and one running job per datastore; the rest wait QUEUED, first in, first out
+    /// in submission order across datastores.
+    #[default]
+    Account,
+    /// One running job per datastore (import or export), any number across datastores.
+    Datastore,
+}
+
+impl JobConcurrency {
+    /// The name used by the `--job-concurrency` flag and the admin API.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobConcurrency::Account => "account",
+            JobConcurrency::Datastore => "datastore",
+        }
     }
 }
 

@@ -35,11 +35,13 @@ mod clock;
 mod config;
 mod faults;
 mod idempotency;
+mod lifecycle;
 mod operation;
 mod operations;
 mod pagination;
 mod persistence;
 mod quotas;
+mod seed;
 mod service;
 mod state;
 mod validate;
@@ -47,9 +49,13 @@ mod wire;
 
 pub use admin::ADMIN_PREFIX;
 pub use call_log::{CallRecord, OperationCounters};
-pub use config::{ClockMode, EmulatorConfig, PhaseDurations, Profile, Quotas, Rate};
+pub use config::{
+    ClockMode, DEFAULT_MAX_DATASTORES, EmulatorConfig, JobConcurrency, PhaseDurations, Profile,
+    Quotas, Rate,
+};
 pub use faults::{ErrorCategory, Fault, InjectedJobOutcome, JobKind};
 pub use operation::{Operation, UnknownOperation};
+pub use seed::{DatastoreSeed, SeededDatastore};
 pub use service::Emulator;
 pub use state::{DatastoreRecord, DatastoreStatus, JobRecord, JobStatus, State};
 pub use wire::ErrorType;
@@ -95,6 +101,9 @@ pub enum EmulatorError {
         /// What is wrong.
         reason: String,
     },
+    /// A seeded datastore is one AWS could never hold (bad region, name or tags).
+    #[error("invalid seeded datastore: {0}")]
+    Seed(String),
     /// The server stopped with an error.
     #[error("the emulator server failed: {0}")]
     Serve(std::io::Error),
@@ -196,7 +205,8 @@ impl RunningEmulator {
         self.address
     }
 
-    /// The region the emulator answers for.
+    /// The configured region: the one in-process helpers without a region argument act on,
+    /// and the one [`RunningEmulator::sdk_config_builder`] signs for.
     pub fn region(&self) -> &str {
         &self.emulator.config().region
     }
@@ -214,6 +224,12 @@ impl RunningEmulator {
     /// An SDK configuration builder aimed at this emulator: its endpoint and region, static
     /// test credentials, and the SDK's default retry behaviour (change it on the builder).
     pub fn sdk_config_builder(&self) -> aws_sdk_healthlake::config::Builder {
+        self.sdk_config_builder_in(self.region())
+    }
+
+    /// [`RunningEmulator::sdk_config_builder`] for another region: the client signs for
+    /// `region`, so its calls reach that region's datastores, jobs and quotas.
+    pub fn sdk_config_builder_in(&self, region: &str) -> aws_sdk_healthlake::config::Builder {
         let credentials = aws_sdk_healthlake::config::Credentials::new(
             TEST_ACCESS_KEY_ID,
             "emulator-secret-access-key",
@@ -224,9 +240,7 @@ impl RunningEmulator {
         aws_sdk_healthlake::config::Builder::new()
             .behavior_version(aws_sdk_healthlake::config::BehaviorVersion::latest())
             .endpoint_url(self.endpoint_url())
-            .region(aws_sdk_healthlake::config::Region::new(
-                self.region().to_string(),
-            ))
+            .region(aws_sdk_healthlake::config::Region::new(region.to_string()))
             .credentials_provider(credentials)
     }
 

@@ -37,10 +37,11 @@ fn decode(kind: &str, token: &str) -> Option<u64> {
     rest.parse().ok()
 }
 
-/// One page of `items` (sorted by sequence), after the token's position.
+/// One page of `items` (sorted by sequence), after the token's position. Items are taken
+/// from the iterator only up to one past the page, so lazily built items cost only the page.
 pub fn paginate(
     kind: &str,
-    items: Vec<(u64, Value)>,
+    items: impl IntoIterator<Item = (u64, Value)>,
     max_results: Option<i64>,
     next_token: Option<&str>,
 ) -> Result<(Vec<Value>, Option<String>), AwsError> {

@@ -1,17 +1,16 @@
-//! What the emulated account holds (datastores, jobs, idempotency tokens) and how it moves
-//! along on the emulator's clock.
+//! What one region of the emulated account holds (datastores, jobs, idempotency tokens), with
+//! the indexes that keep a call's cost flat as the region fills up.
 //!
-//! Lifecycles are lazy: nothing runs in the background. [`State::settle`] replays every
-//! transition whose time has come, in time order, before each call is answered, so the
-//! answer is the same whether time passed for real or the clock was advanced.
+//! Lifecycles are lazy: nothing runs in the background. [`State::settle`] (in `lifecycle.rs`)
+//! replays every transition whose time has come, in time order, before each call is answered,
+//! so the answer is the same whether time passed for real or the clock was advanced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::clock::{Clock, EpochMillis, duration_millis};
-use super::config::PhaseDurations;
+use super::clock::EpochMillis;
 use super::faults::{ErrorCause, InjectedJobOutcome, JobKind};
 
 /// The datastore states the emulator produces.
@@ -49,7 +48,7 @@ impl DatastoreStatus {
 pub enum JobStatus {
     /// Accepted, not yet queued.
     Submitted,
-    /// Waiting for its datastore.
+    /// Waiting for a running job to end (of its datastore, or of its kind in the region).
     Queued,
     /// Running.
     InProgress,
@@ -183,7 +182,7 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    fn progress_at(&self, fraction: f64) -> Progress {
+    pub(super) fn progress_at(&self, fraction: f64) -> Progress {
         let fraction = fraction.clamp(0.0, 1.0);
         let (resources_with_error, files_with_error) = match &self.planned_outcome {
             Some(InjectedJobOutcome::CompletedWithErrors {
@@ -217,8 +216,58 @@ pub struct IdempotentCall {
     pub response: Value,
 }
 
-/// Everything the emulated account holds; this is what the state file stores.
+/// Derived lookups, rebuilt from the records whenever a state is read from JSON, so that no
+/// call has to scan every datastore or job of the region.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Index {
+    /// Datastore ids in creation order.
+    datastores_by_sequence: BTreeMap<u64, String>,
+    /// Each datastore's job ids in submission order.
+    jobs_by_datastore: HashMap<String, BTreeMap<u64, String>>,
+    /// Datastores with a transition still ahead: CREATING, DELETING and DELETED (purged later).
+    changing_datastores: BTreeSet<String>,
+    /// Jobs that have not ended, in submission order.
+    open_jobs: BTreeMap<u64, String>,
+    /// DELETED datastores (they do not count against the data store quota).
+    deleted_datastores: BTreeSet<String>,
+}
+
+/// The records of [`State`] as they are stored; the index is rebuilt from them.
+#[derive(Deserialize)]
+struct StoredState {
+    datastores: BTreeMap<String, DatastoreRecord>,
+    jobs: BTreeMap<String, JobRecord>,
+    client_tokens: BTreeMap<String, IdempotentCall>,
+    next_sequence: u64,
+    #[serde(default = "never")]
+    settled_at: EpochMillis,
+}
+
+fn never() -> EpochMillis {
+    EpochMillis::MIN
+}
+
+impl From<StoredState> for State {
+    fn from(stored: StoredState) -> Self {
+        let mut state = State {
+            datastores: stored.datastores,
+            jobs: stored.jobs,
+            client_tokens: stored.client_tokens,
+            next_sequence: stored.next_sequence,
+            settled_at: stored.settled_at,
+            index: Index::default(),
+        };
+        state.reindex();
+        state
+    }
+}
+
+/// Everything one region of the emulated account holds; the state file stores one per region.
+///
+/// Read the records freely; change datastore status and add records only through the methods,
+/// which keep the lookups in step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredState")]
 pub struct State {
     /// Datastores by id.
     pub datastores: BTreeMap<String, DatastoreRecord>,
@@ -228,20 +277,65 @@ pub struct State {
     pub client_tokens: BTreeMap<String, IdempotentCall>,
     /// The next sequence number to hand out.
     pub next_sequence: u64,
-    /// The emulator's clock.
-    pub clock: Clock,
+    /// The emulator time of the last settle (epoch milliseconds): no transition found later is
+    /// placed before it.
+    pub settled_at: EpochMillis,
+    #[serde(skip)]
+    index: Index,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+/// Whether a datastore in this status still has a transition ahead.
+fn is_changing(status: DatastoreStatus) -> bool {
+    matches!(
+        status,
+        DatastoreStatus::Creating | DatastoreStatus::Deleting | DatastoreStatus::Deleted
+    )
 }
 
 impl State {
-    /// An empty account with this clock.
-    pub fn new(clock: Clock) -> Self {
+    /// An empty region.
+    pub fn new() -> Self {
         State {
             datastores: BTreeMap::new(),
             jobs: BTreeMap::new(),
             client_tokens: BTreeMap::new(),
             next_sequence: 1,
-            clock,
+            settled_at: never(),
+            index: Index::default(),
         }
+    }
+
+    /// Rebuilds every lookup from the records.
+    fn reindex(&mut self) {
+        let mut index = Index::default();
+        for datastore in self.datastores.values() {
+            index
+                .datastores_by_sequence
+                .insert(datastore.sequence, datastore.id.clone());
+            if is_changing(datastore.status) {
+                index.changing_datastores.insert(datastore.id.clone());
+            }
+            if datastore.status == DatastoreStatus::Deleted {
+                index.deleted_datastores.insert(datastore.id.clone());
+            }
+        }
+        for job in self.jobs.values() {
+            index
+                .jobs_by_datastore
+                .entry(job.datastore_id.clone())
+                .or_default()
+                .insert(job.sequence, job.id.clone());
+            if !job.status.is_final() {
+                index.open_jobs.insert(job.sequence, job.id.clone());
+            }
+        }
+        self.index = index;
     }
 
     /// Hands out the next sequence number.
@@ -262,135 +356,157 @@ impl State {
         }
     }
 
-    /// Applies every transition due by `now`.
-    pub fn settle(&mut self, now: EpochMillis, phases: &PhaseDurations, retention: Option<i64>) {
-        let creation = duration_millis(phases.datastore_creation);
-        let deletion = duration_millis(phases.datastore_deletion);
-        let mut purged = Vec::new();
-        for datastore in self.datastores.values_mut() {
-            if datastore.status == DatastoreStatus::Creating
-                && now >= datastore.status_since.saturating_add(creation)
-            {
-                datastore.status_since = datastore.status_since.saturating_add(creation);
-                match datastore.planned_failure.take() {
-                    Some(cause) => {
-                        datastore.status = DatastoreStatus::CreateFailed;
-                        datastore.error_cause = Some(cause);
-                    }
-                    None => datastore.status = DatastoreStatus::Active,
-                }
-            }
-            if datastore.status == DatastoreStatus::Deleting
-                && now >= datastore.status_since.saturating_add(deletion)
-            {
-                datastore.status = DatastoreStatus::Deleted;
-                datastore.status_since = datastore.status_since.saturating_add(deletion);
-            }
-            if datastore.status == DatastoreStatus::Deleted
-                && retention.is_some_and(|kept| now >= datastore.status_since.saturating_add(kept))
-            {
-                purged.push(datastore.id.clone());
-            }
+    /// Adds a datastore.
+    pub fn insert_datastore(&mut self, datastore: DatastoreRecord) {
+        let id = datastore.id.clone();
+        self.index
+            .datastores_by_sequence
+            .insert(datastore.sequence, id.clone());
+        if is_changing(datastore.status) {
+            self.index.changing_datastores.insert(id.clone());
         }
-        for id in &purged {
-            self.datastores.remove(id);
+        if datastore.status == DatastoreStatus::Deleted {
+            self.index.deleted_datastores.insert(id.clone());
         }
-        self.jobs
-            .retain(|_, job| self.datastores.contains_key(&job.datastore_id));
-        let datastore_ids: Vec<String> = self.datastores.keys().cloned().collect();
-        for datastore_id in datastore_ids {
-            self.settle_jobs(&datastore_id, now, phases);
+        if let Some(replaced) = self.datastores.insert(id, datastore) {
+            self.index.datastores_by_sequence.remove(&replaced.sequence);
+            self.reindex();
         }
     }
 
-    /// Runs one datastore's queue: one job at a time, first in, first out.
-    fn settle_jobs(&mut self, datastore_id: &str, now: EpochMillis, phases: &PhaseDurations) {
-        let submission = duration_millis(phases.job_submission);
-        let queued = duration_millis(phases.job_queued);
-        let run = duration_millis(phases.job_run).max(1);
-        let mut ids: Vec<(u64, String)> = self
-            .jobs
+    /// Moves a datastore to a status, since `since`; false when there is no such datastore.
+    pub fn set_datastore_status(
+        &mut self,
+        id: &str,
+        status: DatastoreStatus,
+        since: EpochMillis,
+    ) -> bool {
+        let Some(datastore) = self.datastores.get_mut(id) else {
+            return false;
+        };
+        datastore.status = status;
+        datastore.status_since = since;
+        if is_changing(status) {
+            self.index.changing_datastores.insert(id.to_string());
+        } else {
+            self.index.changing_datastores.remove(id);
+        }
+        if status == DatastoreStatus::Deleted {
+            self.index.deleted_datastores.insert(id.to_string());
+        } else {
+            self.index.deleted_datastores.remove(id);
+        }
+        true
+    }
+
+    /// Forgets a datastore and its jobs (AWS purges a DELETED datastore after a while).
+    pub(super) fn purge_datastore(&mut self, id: &str) {
+        if let Some(datastore) = self.datastores.remove(id) {
+            self.index
+                .datastores_by_sequence
+                .remove(&datastore.sequence);
+        }
+        self.index.changing_datastores.remove(id);
+        self.index.deleted_datastores.remove(id);
+        for (sequence, job_id) in self.index.jobs_by_datastore.remove(id).unwrap_or_default() {
+            self.jobs.remove(&job_id);
+            self.index.open_jobs.remove(&sequence);
+        }
+    }
+
+    /// The ids of datastores with a transition still ahead.
+    pub(super) fn changing_datastores(&self) -> Vec<String> {
+        self.index.changing_datastores.iter().cloned().collect()
+    }
+
+    /// Stops tracking a datastore that has no transition ahead any more.
+    pub(super) fn settled_datastore(&mut self, id: &str) {
+        self.index.changing_datastores.remove(id);
+    }
+
+    /// Every datastore in creation order.
+    pub fn datastores_in_order(&self) -> impl Iterator<Item = &DatastoreRecord> {
+        self.index
+            .datastores_by_sequence
             .values()
-            .filter(|job| job.datastore_id == datastore_id)
-            .map(|job| (job.sequence, job.id.clone()))
-            .collect();
-        ids.sort();
-        let ids: Vec<String> = ids.into_iter().map(|(_, id)| id).collect();
-        let mut free_since = ids
-            .iter()
+            .filter_map(|id| self.datastores.get(id))
+    }
+
+    /// Adds a job.
+    pub fn insert_job(&mut self, job: JobRecord) {
+        self.index
+            .jobs_by_datastore
+            .entry(job.datastore_id.clone())
+            .or_default()
+            .insert(job.sequence, job.id.clone());
+        if !job.status.is_final() {
+            self.index.open_jobs.insert(job.sequence, job.id.clone());
+        }
+        if self.jobs.insert(job.id.clone(), job).is_some() {
+            self.reindex();
+        }
+    }
+
+    /// A datastore's jobs in submission order.
+    pub fn jobs_of<'a>(&'a self, datastore_id: &str) -> impl Iterator<Item = &'a JobRecord> {
+        self.index
+            .jobs_by_datastore
+            .get(datastore_id)
+            .into_iter()
+            .flat_map(|jobs| jobs.values())
             .filter_map(|id| self.jobs.get(id))
-            .filter(|job| job.status.is_final())
-            .filter_map(|job| job.end_time)
-            .max()
-            .unwrap_or(i64::MIN);
-        loop {
-            let running = ids.iter().find(|id| {
-                self.jobs
-                    .get(*id)
-                    .is_some_and(|job| job.status == JobStatus::InProgress)
-            });
-            if let Some(id) = running {
-                let Some(job) = self.jobs.get_mut(id) else {
-                    break;
-                };
-                let started = job.started_at.unwrap_or(job.submit_time);
-                let end = started.saturating_add(run);
-                if end > now {
-                    job.progress = job.progress_at((now - started) as f64 / run as f64);
-                    break;
-                }
-                job.progress = job.progress_at(1.0);
-                job.end_time = Some(end);
-                job.status = match &job.planned_outcome {
-                    None => JobStatus::Completed,
-                    Some(InjectedJobOutcome::CompletedWithErrors { .. }) => {
-                        JobStatus::CompletedWithErrors
-                    }
-                    Some(InjectedJobOutcome::Failed { message }) => {
-                        job.message = Some(message.clone());
-                        JobStatus::Failed
-                    }
-                };
-                free_since = end;
-                continue;
-            }
-            let head = ids.iter().find(|id| {
-                self.jobs
-                    .get(*id)
-                    .is_some_and(|job| job.status.is_waiting())
-            });
-            let Some(job) = head.and_then(|id| self.jobs.get_mut(id)) else {
-                break;
-            };
-            let ready = job
-                .submit_time
-                .saturating_add(submission)
-                .saturating_add(queued);
-            let start = ready.max(free_since);
-            if start > now {
-                break;
-            }
-            job.status = JobStatus::InProgress;
-            job.started_at = Some(start);
-        }
-        for id in &ids {
-            if let Some(job) = self.jobs.get_mut(id)
-                && job.status == JobStatus::Submitted
-                && now >= job.submit_time.saturating_add(submission)
-            {
-                job.status = JobStatus::Queued;
-            }
-        }
+    }
+
+    /// The ids of the jobs that have not ended, in submission order.
+    pub(super) fn open_jobs(&self) -> Vec<String> {
+        self.index.open_jobs.values().cloned().collect()
+    }
+
+    /// Stops tracking a job that has ended.
+    pub(super) fn ended_job(&mut self, sequence: u64) {
+        self.index.open_jobs.remove(&sequence);
     }
 
     /// Ends every job of a datastore that is being deleted.
     pub fn fail_jobs_of(&mut self, datastore_id: &str, now: EpochMillis) {
-        for job in self.jobs.values_mut() {
-            if job.datastore_id == datastore_id && !job.status.is_final() {
+        let ids: Vec<String> = self
+            .index
+            .jobs_by_datastore
+            .get(datastore_id)
+            .map(|jobs| jobs.values().cloned().collect())
+            .unwrap_or_default();
+        for id in ids {
+            if let Some(job) = self.jobs.get_mut(&id)
+                && !job.status.is_final()
+            {
                 job.status = JobStatus::Failed;
                 job.end_time = Some(now);
                 job.message = Some("the data store was deleted".to_string());
+                let sequence = job.sequence;
+                self.ended_job(sequence);
             }
         }
+    }
+
+    /// How many datastores count against the data store quota (every one not DELETED).
+    pub fn live_datastores(&self) -> usize {
+        self.datastores
+            .len()
+            .saturating_sub(self.index.deleted_datastores.len())
+    }
+
+    /// The jobs of one kind that have not ended, counted by status.
+    pub fn open_job_counts(&self, kind: JobKind) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for job in self
+            .index
+            .open_jobs
+            .values()
+            .filter_map(|id| self.jobs.get(id))
+            .filter(|job| job.kind == kind)
+        {
+            *counts.entry(job.status.aws_name()).or_default() += 1;
+        }
+        counts
     }
 }

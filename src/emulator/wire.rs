@@ -147,8 +147,10 @@ fn framed(
 
 /// Refuses a request that is not signed the way AWS requires: no `Authorization` header at
 /// all, or one that is not a SigV4 header with a credential, signed headers and a signature.
-/// The signature itself is not verified.
-pub fn check_signature(headers: &HeaderMap) -> Result<(), AwsError> {
+/// Answers the region of the credential scope
+/// (`Credential=<key>/<date>/<region>/<service>/aws4_request`), which is the region the
+/// request is for. The signature itself is not verified.
+pub fn check_signature(headers: &HeaderMap) -> Result<String, AwsError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(AwsError::new(
             ErrorType::MissingAuthenticationTokenException,
@@ -160,14 +162,37 @@ pub fn check_signature(headers: &HeaderMap) -> Result<(), AwsError> {
         && ["Credential=", "SignedHeaders=", "Signature="]
             .iter()
             .all(|part| text.contains(part));
-    if well_formed {
-        Ok(())
-    } else {
-        Err(AwsError::new(
+    if !well_formed {
+        return Err(AwsError::new(
             ErrorType::IncompleteSignatureException,
             "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters with algorithm AWS4-HMAC-SHA256",
-        ))
+        ));
     }
+    signing_region(text).ok_or_else(|| {
+        AwsError::new(
+            ErrorType::IncompleteSignatureException,
+            "Credential should be scoped to a valid region: <access key>/<date>/<region>/<service>/aws4_request",
+        )
+    })
+}
+
+/// The region of a SigV4 `Authorization` header's credential scope, when it has one made of
+/// lowercase letters, digits and dashes.
+pub fn signing_region(authorization: &str) -> Option<String> {
+    let (_, after) = authorization.split_once("Credential=")?;
+    let credential = after
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .next()
+        .unwrap_or_default();
+    let parts: Vec<&str> = credential.split('/').collect();
+    let [_, _, region, _, "aws4_request"] = parts.as_slice() else {
+        return None;
+    };
+    let valid = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    valid.then(|| region.to_string())
 }
 
 /// Converts epoch milliseconds into AWS's epoch-seconds JSON number.
@@ -176,5 +201,24 @@ pub fn epoch_seconds(millis: i64) -> Value {
         json!(millis / 1000)
     } else {
         json!(millis as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_region_comes_from_the_credential_scope() {
+        let header = "AWS4-HMAC-SHA256 Credential=AKID/20261130/eu-west-1/healthlake/aws4_request, SignedHeaders=host, Signature=00";
+        assert_eq!(signing_region(header).as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            signing_region("AWS4-HMAC-SHA256 Credential=AKID/20261130, Signature=00"),
+            None
+        );
+        assert_eq!(
+            signing_region("AWS4-HMAC-SHA256 Credential=A/d/EU_WEST/healthlake/aws4_request"),
+            None
+        );
     }
 }

@@ -42,6 +42,11 @@ async fn the_emulator_command_serves_the_sdk_and_logs_each_call() {
             "210987654321",
             "--profile",
             "realistic",
+            "--no-quotas",
+            "--max-datastores",
+            "1",
+            "--job-concurrency",
+            "datastore",
         ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -92,6 +97,7 @@ async fn the_emulator_command_serves_the_sdk_and_logs_each_call() {
     );
     let logged = next_line_with(&lines, "healthlake call");
     assert!(logged.contains("operation=CreateFHIRDatastore"), "{logged}");
+    assert!(logged.contains("region=eu-west-1"), "{logged}");
     assert!(logged.contains("status=200"), "{logged}");
 
     let error = client
@@ -107,4 +113,26 @@ async fn the_emulator_command_serves_the_sdk_and_logs_each_call() {
     let logged = next_line_with(&lines, "healthlake call");
     assert!(logged.contains("operation=DeleteFHIRDatastore"), "{logged}");
     assert!(logged.contains("ConflictException"), "{logged}");
+
+    let over_quota = client
+        .create_fhir_datastore()
+        .datastore_type_version(FhirVersion::R4)
+        .send()
+        .await
+        .expect_err("--max-datastores 1 allows one");
+    assert_eq!(
+        crate::support::error_code(&over_quota).as_deref(),
+        Some("ValidationException")
+    );
+    let address = endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .expect("a socket address");
+    let (status, _, body) =
+        crate::support::raw_request(address, "GET", "/_emulator/state", &[], "").await;
+    assert_eq!(status, 200);
+    let state: serde_json::Value = serde_json::from_str(&body).expect("json state");
+    assert_eq!(state["max_datastores"], 1);
+    assert_eq!(state["job_concurrency"], "datastore");
+    assert_eq!(state["regions"]["eu-west-1"]["quotas"]["datastores"], 1);
 }

@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use aws_sdk_healthlake::types::JobStatus;
 
+use healthlake_operator::emulator::{EmulatorConfig, JobConcurrency};
+
 use crate::support::{
-    ROLE_ARN, active_datastore, create_datastore, error_code, fixture, input_config, output_config,
-    start_export, start_import,
+    ROLE_ARN, active_datastore, create_datastore, error_code, fixture, fixture_with, input_config,
+    output_config, start_export, start_import,
 };
 
 async fn import_status(fixture: &crate::support::Fixture, datastore: &str, job: &str) -> JobStatus {
@@ -213,8 +215,10 @@ async fn export_jobs_are_listed_per_datastore_and_kind() {
 }
 
 #[tokio::test]
-async fn jobs_on_different_datastores_run_at_the_same_time() {
-    let fixture = fixture().await;
+async fn with_datastore_concurrency_jobs_on_different_datastores_run_at_the_same_time() {
+    let fixture =
+        fixture_with(EmulatorConfig::for_tests().with_job_concurrency(JobConcurrency::Datastore))
+            .await;
     let first = active_datastore(&fixture, "first").await;
     let second = active_datastore(&fixture, "second").await;
     let one = start_import(&fixture.client, &first, "one").await;

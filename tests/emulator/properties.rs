@@ -7,7 +7,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::Request;
 use healthlake_operator::emulator::{
-    DatastoreStatus, Emulator, EmulatorConfig, ErrorType, Fault, JobStatus, Operation, Quotas,
+    DatastoreStatus, Emulator, EmulatorConfig, ErrorType, Fault, JobConcurrency, JobRecord,
+    JobStatus, Operation, Quotas,
 };
 use http_body_util::BodyExt;
 use proptest::prelude::*;
@@ -15,27 +16,60 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261124/us-east-1/healthlake/aws4_request, SignedHeaders=host;x-amz-target, Signature=00";
+const SIGNED_WEST: &str = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261124/eu-west-1/healthlake/aws4_request, SignedHeaders=host;x-amz-target, Signature=00";
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 
 #[derive(Clone, Debug)]
 enum Action {
-    Create { name: u8, token: Option<u8> },
-    Delete { datastore: usize },
-    StartImport { datastore: usize, token: Option<u8> },
-    StartExport { datastore: usize },
-    DescribeDatastore { datastore: usize },
-    DescribeJob { job: usize },
-    List { max_results: i64, with_token: bool },
-    Tag { datastore: usize, key: String },
-    Advance { millis: u64 },
-    FailNext { operation: usize, count: u32 },
-    Garbage { target: String, body: Vec<u8> },
-    Unsigned { operation: usize },
+    Create {
+        name: u8,
+        token: Option<u8>,
+        west: bool,
+    },
+    Delete {
+        datastore: usize,
+    },
+    StartImport {
+        datastore: usize,
+        token: Option<u8>,
+    },
+    StartExport {
+        datastore: usize,
+    },
+    DescribeDatastore {
+        datastore: usize,
+    },
+    DescribeJob {
+        job: usize,
+    },
+    List {
+        max_results: i64,
+        with_token: bool,
+    },
+    Tag {
+        datastore: usize,
+        key: String,
+    },
+    Advance {
+        millis: u64,
+    },
+    FailNext {
+        operation: usize,
+        count: u32,
+    },
+    Garbage {
+        target: String,
+        body: Vec<u8>,
+    },
+    Unsigned {
+        operation: usize,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
-        3 => (any::<u8>(), proptest::option::of(0u8..4))
-            .prop_map(|(name, token)| Action::Create { name, token }),
+        3 => (any::<u8>(), proptest::option::of(0u8..4), proptest::bool::weighted(0.2))
+            .prop_map(|(name, token, west)| Action::Create { name, token, west }),
         1 => any::<usize>().prop_map(|datastore| Action::Delete { datastore }),
         3 => (any::<usize>(), proptest::option::of(0u8..4))
             .prop_map(|(datastore, token)| Action::StartImport { datastore, token }),
@@ -59,6 +93,8 @@ fn action() -> impl Strategy<Value = Action> {
 #[derive(Default)]
 struct Model {
     datastores: Vec<String>,
+    /// Datastores created with requests signed for eu-west-1.
+    west: BTreeSet<String>,
     jobs: Vec<(String, String, bool)>,
     tokens: BTreeMap<(Operation, u8), (Value, String)>,
     returned_ids: BTreeSet<String>,
@@ -76,11 +112,20 @@ fn unknown_id() -> String {
 }
 
 async fn send(emulator: &Emulator, target: &str, body: Vec<u8>, signed: bool) -> (u16, Value) {
+    send_signed(emulator, target, body, signed.then_some(SIGNED)).await
+}
+
+async fn send_signed(
+    emulator: &Emulator,
+    target: &str,
+    body: Vec<u8>,
+    authorization: Option<&str>,
+) -> (u16, Value) {
     let mut request = Request::post("/")
         .header("x-amz-target", target)
         .header("content-type", "application/x-amz-json-1.0");
-    if signed {
-        request = request.header("authorization", SIGNED);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
     }
     let request = request.body(Body::from(body)).expect("request");
     let response = emulator
@@ -123,9 +168,31 @@ fn output() -> Value {
 
 async fn apply(emulator: &Emulator, model: &mut Model, action: Action) {
     match action {
-        Action::Create { name, token } => {
+        Action::Create { name, token, west } => {
             let mut body =
                 json!({"DatastoreTypeVersion": "R4", "DatastoreName": format!("ds-{name}")});
+            if west {
+                // Tokens are kept per region: a west token never meets an east one.
+                let (status, answer) = send_signed(
+                    emulator,
+                    "HealthLake.CreateFHIRDatastore",
+                    body.to_string().into_bytes(),
+                    Some(SIGNED_WEST),
+                )
+                .await;
+                if status == 200 {
+                    let id = answer["DatastoreId"].as_str().unwrap_or_default();
+                    assert!(
+                        answer["DatastoreArn"]
+                            .as_str()
+                            .is_some_and(|arn| arn.starts_with("arn:aws:healthlake:eu-west-1:")),
+                        "{answer}"
+                    );
+                    assert!(model.returned_ids.insert(id.to_string()), "id {id} reused");
+                    model.west.insert(id.to_string());
+                }
+                return;
+            }
             if let Some(token) = token {
                 body["ClientToken"] = json!(format!("token-{token}"));
             }
@@ -140,6 +207,13 @@ async fn apply(emulator: &Emulator, model: &mut Model, action: Action) {
                 if !model.datastores.contains(&id) {
                     model.datastores.push(id);
                 }
+            } else if answer["__type"] == "ValidationException" {
+                let message = answer["message"].as_str().unwrap_or_default();
+                assert!(
+                    message.contains("data store quota exceeded")
+                        || message.contains("ClientToken"),
+                    "{answer}"
+                );
             }
         }
         Action::Delete { datastore } => {
@@ -285,11 +359,41 @@ fn remember(model: &mut Model, operation: Operation, token: Option<u8>, body: Va
     assert!(model.returned_ids.insert(id.to_string()), "id {id} reused");
 }
 
-fn check_invariants(emulator: &Emulator, model: &mut Model) {
-    let state = emulator.state();
+fn check_invariants(
+    emulator: &Emulator,
+    model: &mut Model,
+    concurrency: JobConcurrency,
+    max_datastores: Option<u32>,
+) {
+    for region in REGIONS {
+        check_region(emulator, model, region, concurrency, max_datastores);
+    }
+}
+
+fn check_region(
+    emulator: &Emulator,
+    model: &mut Model,
+    region: &str,
+    concurrency: JobConcurrency,
+    max_datastores: Option<u32>,
+) {
+    let state = emulator.state_in(region);
+    let live = state
+        .datastores
+        .values()
+        .filter(|datastore| datastore.status != DatastoreStatus::Deleted)
+        .count();
+    if let Some(max) = max_datastores {
+        assert!(live <= max as usize, "{live} datastores in {region}");
+    }
     for (id, datastore) in &state.datastores {
         assert_eq!(id.len(), 32);
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(
+            model.west.contains(id),
+            region == "eu-west-1",
+            "datastore {id} is in the wrong region"
+        );
         assert!(
             !state.jobs.contains_key(id),
             "a job and a datastore share id {id}"
@@ -304,21 +408,33 @@ fn check_invariants(emulator: &Emulator, model: &mut Model) {
         if datastore.status == DatastoreStatus::Deleted {
             model.deleted.insert(id.clone());
         }
-        let running = state
-            .jobs
-            .values()
-            .filter(|job| job.datastore_id == *id && job.status == JobStatus::InProgress)
-            .collect::<Vec<_>>();
-        assert!(running.len() <= 1, "two jobs run on datastore {id}");
-        if let Some(running) = running.first() {
-            let earlier_waiting = state.jobs.values().any(|job| {
-                job.datastore_id == *id
-                    && job.status.is_waiting()
-                    && job.sequence < running.sequence
+    }
+    // Whatever a running job holds (its datastore; under `account` also its kind), no other
+    // job runs on, and no job submitted before it still waits for.
+    let holds = |job: &JobRecord| -> Vec<String> {
+        let mut slots = vec![format!("datastore {}", job.datastore_id)];
+        if concurrency == JobConcurrency::Account {
+            slots.push(format!("{:?} jobs in {region}", job.kind));
+        }
+        slots
+    };
+    let running: Vec<&JobRecord> = state
+        .jobs
+        .values()
+        .filter(|job| job.status == JobStatus::InProgress)
+        .collect();
+    let mut held = BTreeSet::new();
+    for job in &running {
+        for slot in holds(job) {
+            assert!(held.insert(slot.clone()), "two jobs run on {slot}");
+            let earlier_waiting = state.jobs.values().any(|other| {
+                other.status.is_waiting()
+                    && other.sequence < job.sequence
+                    && holds(other).contains(&slot)
             });
             assert!(
                 !earlier_waiting,
-                "the queue of {id} is not first in, first out"
+                "the queue of {slot} is not first in, first out"
             );
         }
     }
@@ -343,10 +459,21 @@ proptest! {
     fn random_request_sequences_keep_the_invariants(
         actions in proptest::collection::vec(action(), 1..60),
         quotas_on in any::<bool>(),
+        per_datastore in any::<bool>(),
     ) {
         let quotas = if quotas_on { Quotas::Default } else { Quotas::Off };
-        let emulator = Emulator::new(EmulatorConfig::for_tests().with_quotas(quotas))
-            .expect("the emulator builds");
+        // A small data store quota, so that random sequences reach it.
+        let max_datastores = quotas_on.then_some(3);
+        let concurrency = if per_datastore {
+            JobConcurrency::Datastore
+        } else {
+            JobConcurrency::Account
+        };
+        let config = EmulatorConfig::for_tests()
+            .with_quotas(quotas)
+            .with_max_datastores(max_datastores)
+            .with_job_concurrency(concurrency);
+        let emulator = Emulator::new(config).expect("the emulator builds");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -355,7 +482,7 @@ proptest! {
             let mut model = Model::default();
             for action in actions {
                 apply(&emulator, &mut model, action).await;
-                check_invariants(&emulator, &mut model);
+                check_invariants(&emulator, &mut model, concurrency, max_datastores);
             }
         });
     }

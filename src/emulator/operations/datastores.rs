@@ -104,6 +104,7 @@ pub fn create(context: &mut Context<'_>, body: &Value) -> Result<Value, AwsError
     if let Some(first) = idempotency::replay(context.state, operation, token.as_deref(), body)? {
         return Ok(first);
     }
+    check_datastore_quota(context)?;
 
     let id = context.state.new_id();
     let planned_failure = context.faults.take_creation_failure(name.as_deref());
@@ -122,7 +123,7 @@ pub fn create(context: &mut Context<'_>, body: &Value) -> Result<Value, AwsError
         planned_failure,
         error_cause: None,
     };
-    context.state.datastores.insert(id.clone(), record);
+    context.state.insert_datastore(record);
     let response = json!({
         "DatastoreId": id,
         "DatastoreArn": context.datastore_arn(&id),
@@ -131,6 +132,23 @@ pub fn create(context: &mut Context<'_>, body: &Value) -> Result<Value, AwsError
     });
     idempotency::remember(context.state, operation, token.as_deref(), body, &response);
     Ok(response)
+}
+
+/// Refuses a new datastore when the region already holds the data store quota's worth of
+/// datastores that are not DELETED. CreateFHIRDatastore declares no quota error in
+/// HealthLake's model, so this is a ValidationException (a guess).
+fn check_datastore_quota(context: &Context<'_>) -> Result<(), AwsError> {
+    let Some(max) = context.config.max_datastores else {
+        return Ok(());
+    };
+    let count = context.state.live_datastores();
+    if count < max as usize {
+        return Ok(());
+    }
+    Err(AwsError::validation(format!(
+        "data store quota exceeded: the account already has {count} data stores in {} (the quota is {max}); delete a data store or request a quota increase",
+        context.region
+    )))
 }
 
 /// Finds a datastore or answers ResourceNotFoundException.
@@ -203,10 +221,9 @@ pub fn delete(context: &mut Context<'_>, body: &Value) -> Result<Value, AwsError
         DatastoreStatus::Active | DatastoreStatus::CreateFailed => {}
     }
     let now = context.now;
-    if let Some(datastore) = context.state.datastores.get_mut(&id) {
-        datastore.status = DatastoreStatus::Deleting;
-        datastore.status_since = now;
-    }
+    context
+        .state
+        .set_datastore_status(&id, DatastoreStatus::Deleting, now);
     context.state.fail_jobs_of(&id, now);
     Ok(json!({
         "DatastoreId": id,
@@ -230,10 +247,9 @@ pub fn list(context: &mut Context<'_>, body: &Value) -> Result<Value, AwsError> 
         ),
         None => (None, None, None, None),
     };
-    let mut matching: Vec<(u64, Value)> = context
+    let matching = context
         .state
-        .datastores
-        .values()
+        .datastores_in_order()
         .filter(|datastore| name.is_none() || datastore.name == name)
         .filter(|datastore| {
             status
@@ -242,9 +258,7 @@ pub fn list(context: &mut Context<'_>, body: &Value) -> Result<Value, AwsError> 
         })
         .filter(|datastore| before.is_none_or(|before| datastore.created_at < before))
         .filter(|datastore| after.is_none_or(|after| datastore.created_at > after))
-        .map(|datastore| (datastore.sequence, properties(context, datastore)))
-        .collect();
-    matching.sort_by_key(|(sequence, _)| *sequence);
+        .map(|datastore| (datastore.sequence, properties(context, datastore)));
     let (page, token) = paginate("datastores", matching, max_results, next_token.as_deref())?;
     let mut response = json!({ "DatastorePropertiesList": page });
     if let (Some(token), Value::Object(object)) = (token, &mut response) {

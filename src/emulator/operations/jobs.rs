@@ -103,7 +103,7 @@ fn start(context: &mut Context<'_>, body: &Value, kind: JobKind) -> Result<Value
         planned_outcome,
         progress: Progress::default(),
     };
-    context.state.jobs.insert(id.clone(), job);
+    context.state.insert_job(job);
     let response = json!({
         "JobId": id,
         "JobStatus": JobStatus::Submitted.aws_name(),
@@ -232,11 +232,10 @@ pub fn list(
     let before = request.timestamp("SubmittedBefore")?;
     let after = request.timestamp("SubmittedAfter")?;
     find(context, &datastore_id)?;
-    let mut matching: Vec<(u64, Value)> = context
+    let matching = context
         .state
-        .jobs
-        .values()
-        .filter(|job| job.kind == kind && job.datastore_id == datastore_id)
+        .jobs_of(&datastore_id)
+        .filter(|job| job.kind == kind)
         .filter(|job| name.is_none() || job.name == name)
         .filter(|job| {
             status
@@ -245,9 +244,7 @@ pub fn list(
         })
         .filter(|job| before.is_none_or(|before| job.submit_time < before))
         .filter(|job| after.is_none_or(|after| job.submit_time > after))
-        .map(|job| (job.sequence, properties(job)))
-        .collect();
-    matching.sort_by_key(|(sequence, _)| *sequence);
+        .map(|job| (job.sequence, properties(job)));
     let token_kind = match kind {
         JobKind::Import => "import-jobs",
         JobKind::Export => "export-jobs",

@@ -13,9 +13,23 @@ mod datastores;
 mod jobs;
 mod tags;
 
+pub use tags::MAX_TAGS_PER_RESOURCE;
+
+/// The ARN of a datastore.
+pub fn datastore_arn(region: &str, account_id: &str, id: &str) -> String {
+    format!("arn:aws:healthlake:{region}:{account_id}:datastore/fhir/{id}")
+}
+
+/// The FHIR endpoint of a datastore.
+pub fn datastore_endpoint(region: &str, id: &str) -> String {
+    format!("https://healthlake.{region}.amazonaws.com/datastore/{id}/r4/")
+}
+
 /// What an operation may read and change.
 pub struct Context<'a> {
-    /// The account.
+    /// The region the request was signed for.
+    pub region: &'a str,
+    /// The region's datastores, jobs and tokens.
     pub state: &'a mut State,
     /// Armed faults (lifecycle faults are consumed by creations and job starts).
     pub faults: &'a mut Faults,
@@ -28,18 +42,12 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// The ARN of a datastore.
     pub fn datastore_arn(&self, id: &str) -> String {
-        format!(
-            "arn:aws:healthlake:{}:{}:datastore/fhir/{id}",
-            self.config.region, self.config.account_id
-        )
+        datastore_arn(self.region, &self.config.account_id, id)
     }
 
     /// The FHIR endpoint of a datastore.
     pub fn datastore_endpoint(&self, id: &str) -> String {
-        format!(
-            "https://healthlake.{}.amazonaws.com/datastore/{id}/r4/",
-            self.config.region
-        )
+        datastore_endpoint(self.region, id)
     }
 }
 

@@ -7,7 +7,18 @@ use crate::emulator::validate::{Members, RESOURCE_ARN, TAG_KEY, TAG_VALUE};
 use crate::emulator::wire::AwsError;
 
 /// AWS's limit of tags per resource (the model allows 200 per call; AWS allows 50 in all).
-pub(super) const MAX_TAGS_PER_RESOURCE: usize = 50;
+pub const MAX_TAGS_PER_RESOURCE: usize = 50;
+
+/// Refuses a tag key with the prefix `aws:`, which only AWS sets (TagResource,
+/// UntagResource and CreateFHIRDatastore alike).
+fn check_user_tag_key(key: &str) -> Result<(), AwsError> {
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Err(AwsError::validation(format!(
+            "Tag key {key} uses the reserved prefix aws:"
+        )));
+    }
+    Ok(())
+}
 
 /// Reads a `TagList` member as (key, value) pairs.
 pub fn read_tags(
@@ -23,11 +34,7 @@ pub fn read_tags(
         let tag = request.element(name, index, item)?;
         let key = tag.string("Key", &TAG_KEY, true)?.unwrap_or_default();
         let value = tag.string("Value", &TAG_VALUE, true)?.unwrap_or_default();
-        if key.to_ascii_lowercase().starts_with("aws:") {
-            return Err(AwsError::validation(format!(
-                "Tag key {key} uses the reserved prefix aws:"
-            )));
-        }
+        check_user_tag_key(&key)?;
         if tags.iter().any(|(existing, _)| *existing == key) {
             return Err(AwsError::validation(format!("Duplicate tag key {key}")));
         }
@@ -42,7 +49,7 @@ fn resolve(context: &Context<'_>, arn: &str) -> Result<String, AwsError> {
     let id = arn
         .strip_prefix(&format!(
             "arn:aws:healthlake:{}:{}:datastore/fhir/",
-            context.config.region, context.config.account_id
+            context.region, context.config.account_id
         ))
         .ok_or_else(not_found)?;
     if context.state.datastores.contains_key(id) {
@@ -84,7 +91,9 @@ pub fn untag(context: &mut Context<'_>, body: &Value) -> Result<Value, AwsError>
     let items = request.list("TagKeys", 0, 200, true)?.unwrap_or_default();
     let mut keys = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        keys.push(request.string_element("TagKeys", index, item, &TAG_KEY)?);
+        let key = request.string_element("TagKeys", index, item, &TAG_KEY)?;
+        check_user_tag_key(&key)?;
+        keys.push(key);
     }
     let id = resolve(context, &arn)?;
     if let Some(datastore) = context.state.datastores.get_mut(&id) {
