@@ -316,3 +316,23 @@ def test_every_operator_variable_the_chart_sets_is_one_the_operator_reads():
                   if name.startswith("HEALTHLAKE_OPERATOR_") or name in {"POD_NAMESPACE", "RUST_LOG"}}
     unknown = chart_sets - declared - PENDING_VARIABLES
     assert unknown == set(), f"the chart sets variables the operator does not read: {sorted(unknown)}"
+
+
+def test_the_readme_documents_every_value():
+    readme = (REPOSITORY / "README.md").read_text()
+    section = readme[readme.index("### Helm"):readme.index("### Argo CD")]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    free_form = {"resources", "podSecurityContext", "securityContext"}
+
+    def leaves(prefix, node):
+        if isinstance(node, dict) and node and prefix not in free_form:
+            for key, child in node.items():
+                yield from leaves(f"{prefix}.{key}" if prefix else key, child)
+        else:
+            yield prefix
+
+    for path in leaves("", values):
+        top, _, _ = path.partition(".")
+        last = path.rsplit(".", 1)[-1]
+        assert f"`{top}`" in section or f"`{top}." in section, f"README's values table lacks {top}"
+        assert last in section, f"README's values table lacks {path}"

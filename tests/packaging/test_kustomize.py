@@ -79,3 +79,19 @@ def test_the_argo_cd_overlay_puts_crds_and_namespace_in_an_earlier_wave():
     base = kustomize("deploy/base")
     strip = lambda o: {**o, "metadata": {k: v for k, v in o["metadata"].items() if k != "annotations"}}  # noqa: E731
     assert [strip(o) for o in objects] == [strip(o) for o in base]
+
+
+def test_the_example_overlay_sets_image_role_and_settings_and_keeps_the_rest():
+    objects = kustomize("deploy/overlays/example")
+    account = only(objects, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/healthlake-operator"}
+    deployment = only(objects, "Deployment")
+    assert_restricted_pod(deployment)
+    container = operator_container(deployment)
+    assert container["image"] == "registry.example.com/healthlake-operator:0.1.0"
+    env = environment(container)
+    assert env["HEALTHLAKE_OPERATOR_REGION"] == "eu-west-1"
+    assert env["HEALTHLAKE_OPERATOR_LOG_FORMAT"] == "json"
+    assert env["POD_NAME"] == "metadata.name"
+    assert len(objects) == len(kustomize("deploy/base"))
