@@ -5,6 +5,9 @@ import fnmatch
 import json
 import re
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 from permissions import REPOSITORY
 
@@ -81,3 +84,10 @@ def test_every_copied_source_exists_and_passes_the_dockerignore():
             assert included(source.rstrip("/")), f"{source} is excluded by .dockerignore"
     assert not included("target")
     assert not included(".git")
+
+
+def test_hadolint_finds_nothing():
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run([str(hadolint), "--failure-threshold", "style", str(REPOSITORY / "Dockerfile")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
