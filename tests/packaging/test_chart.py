@@ -244,6 +244,9 @@ def test_one_replica_may_run_without_leader_election_and_without_lease_rights():
     objects = render({"leaderElection": {"enabled": False}})
     env = environment(operator_container(only(objects, "Deployment")))
     assert env["HEALTHLAKE_OPERATOR_LEADER_ELECTION"] == "false"
+    # Without a Lease, a rolling update would run two acting operators at once.
+    assert only(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert only(render(), "Deployment")["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     assert [r for r in of_kind(objects, "Role") if r["metadata"]["name"].endswith("-leader-election")] == []
 
 
