@@ -3,8 +3,8 @@
 -- with `status` (Healthy, Progressing, Degraded) and `message`.
 --   no status yet, or status.observedGeneration behind metadata.generation -> Progressing
 --   Stalled=True (only a person can fix it)                                 -> Degraded
+--   Ready=True (even while a read waits: the last observation stands)       -> Healthy
 --   Reconciling=True (creating, deleting, queued, running, waiting)         -> Progressing
---   Ready=True                                                              -> Healthy
 local health = { status = "Progressing", message = "Waiting for the operator to report status" }
 
 local function describe(condition)
@@ -38,13 +38,13 @@ if found.Stalled ~= nil and found.Stalled.status == "True" then
   health.message = describe(found.Stalled)
   return health
 end
-if found.Reconciling ~= nil and found.Reconciling.status == "True" then
-  health.message = describe(found.Reconciling)
-  return health
-end
 if found.Ready ~= nil and found.Ready.status == "True" then
   health.status = "Healthy"
   health.message = describe(found.Ready)
+  return health
+end
+if found.Reconciling ~= nil and found.Reconciling.status == "True" then
+  health.message = describe(found.Reconciling)
   return health
 end
 if found.Ready ~= nil then
