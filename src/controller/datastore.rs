@@ -149,9 +149,6 @@ async fn cleanup(
             Some(datastore_id) => Ok(Observed::Gone { datastore_id }),
             None => Ok(Observed::Absent),
         }
-    } else if status.region.is_none() && status.datastore_id.is_none() {
-        // Never reconciled: no AWS call was ever made for the object.
-        Ok(Observed::Absent)
     } else {
         let lookup = decide::lookup(&object.spec, &status, &meta);
         observe(context, &region, &lookup, &meta).await

@@ -181,8 +181,8 @@ impl Context {
         }
     }
 
-    /// Whether a Stalled object may call AWS now (see [`ErrorTracker::stalled`]): objects that are
-    /// not stalled at their current generation always may.
+    /// Whether a Stalled object (or one waiting for an account quota) may call AWS now (see
+    /// [`ErrorTracker::stalled`]): objects not held at their current generation always may.
     /// A wait comes back no longer than the resync interval (see [`Requeue::SlowRetry`]).
     fn hold<K: Resource>(
         &self,
@@ -190,7 +190,7 @@ impl Context {
         meta: &ObjectMeta,
         conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
     ) -> Hold {
-        match stall::stalled_since(conditions, meta.generation) {
+        match stall::held_since(conditions, meta.generation) {
             Some(since) => match self.errors.stalled(
                 &meta.uid,
                 meta.generation,
