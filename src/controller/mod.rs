@@ -6,6 +6,7 @@
 
 mod datastore;
 mod errors;
+pub mod health;
 mod job;
 pub mod metrics;
 
@@ -53,6 +54,15 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// Reconciles running at once per kind.
     pub concurrency: u16,
+    /// First retry of a Stalled object whose cause can be fixed outside Kubernetes (an IAM
+    /// policy, a KMS key); it doubles per retry up to `stalled_retry_max`.
+    pub stalled_retry_base: Duration,
+    /// Longest wait between retries of a Stalled object.
+    pub stalled_retry_max: Duration,
+    /// A datastore CREATING or DELETING for longer than this gets a warning.
+    pub datastore_stuck_after: Duration,
+    /// A job SUBMITTED or QUEUED for longer than this gets a warning.
+    pub job_stuck_after: Duration,
 }
 
 impl Default for Settings {
@@ -66,6 +76,10 @@ impl Default for Settings {
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             concurrency: 8,
+            stalled_retry_base: Duration::from_secs(300),
+            stalled_retry_max: Duration::from_secs(3600),
+            datastore_stuck_after: Duration::from_secs(7200),
+            job_stuck_after: Duration::from_secs(86400),
         }
     }
 }
@@ -90,6 +104,8 @@ pub struct Context {
     pub errors: ErrorTracker,
     /// Where "now" comes from.
     pub clock: Clock,
+    /// What the controllers report to `/healthz` and `/readyz`.
+    pub health: Arc<health::Health>,
 }
 
 impl Context {
@@ -113,7 +129,14 @@ impl Context {
             metrics,
             errors,
             clock: Arc::new(jiff::Timestamp::now),
+            health: Arc::default(),
         }
+    }
+
+    /// The same context reporting the controllers' health to `health`.
+    pub fn with_health(mut self, health: Arc<health::Health>) -> Self {
+        self.health = health;
+        self
     }
 
     /// The same context reading time from `clock`.
@@ -362,6 +385,9 @@ fn relevant_change<K: Resource>(object: &K) -> Option<u64> {
 
 /// A cache of `api`'s objects, without `managedFields` (nothing reads them, and they are often
 /// most of an object's size), and the stream of relevant changes that drives a controller.
+///
+/// Inside a task started by [`run`], the watch reports to the controller's health (watch
+/// errors, recovery, the initial list) and its cache feeds the `objects` gauge.
 fn watched<K>(
     api: Api<K>,
 ) -> (
@@ -369,16 +395,83 @@ fn watched<K>(
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send,
 )
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + metrics::HasConditions
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (reader, writer) = reflector::store();
+    let report = REPORT.try_with(Clone::clone).ok();
+    if let Some(report) = &report {
+        report.metrics.count_objects(report.kind, reader.clone());
+    }
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .inspect(move |event| {
+            if let Some(report) = &report {
+                match event {
+                    Ok(watcher::Event::InitDone) => {
+                        report.health.watch_ok();
+                        report.health.synced();
+                    }
+                    Ok(_) => report.health.watch_ok(),
+                    Err(error) => report.health.watch_failed(error, std::time::Instant::now()),
+                }
+            }
+        })
         .modify(|object: &mut K| object.meta_mut().managed_fields = None)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(relevant_change, PredicateConfig::default());
     (reader, stream)
+}
+
+impl<K: job::JobKind> metrics::HasConditions for K {
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+        self.job_status()
+            .map_or(&[], |status| crate::decide::job::JobRecord::conditions(status))
+    }
+}
+
+/// Where the watch of the controller task being polled reports: set by [`run`] around each
+/// controller task, read by [`watched`], so that every controller's watch reports without
+/// threading the handles through each controller's constructor.
+#[derive(Clone)]
+struct Report {
+    kind: &'static str,
+    health: health::ControllerHealth,
+    metrics: Arc<Metrics>,
+}
+
+tokio::task_local! {
+    static REPORT: Report;
+}
+
+/// Registers a controller of `kind` (in `scope`, a namespace) with the health report.
+fn report_of(context: &Context, kind: &'static str, scope: Option<&str>) -> Report {
+    let name = match scope {
+        Some(namespace) => format!("{kind} in {namespace}"),
+        None => kind.to_owned(),
+    };
+    Report {
+        kind,
+        health: context.health.controller(name),
+        metrics: context.metrics.clone(),
+    }
+}
+
+/// Runs one controller task under its health report: its watch reports through [`watched`],
+/// and its end counts as a stopped controller (a failure unless the operator is shutting down).
+fn reported(
+    report: Report,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let health = report.health.clone();
+    REPORT.scope(report, health.run_until_stopped(task))
 }
 
 /// Logs what a controller's output stream reports that nobody else does: a failing watch (the
@@ -416,11 +509,14 @@ pub async fn run(
     for scope in scopes {
         let datastores: Api<FHIRDatastore> = scoped_api(&context.client, scope.as_deref());
         let config = controller_config(&context.settings);
-        let (datastore_store, changes) = watched(datastores.clone());
+        let datastore_report = report_of(&context, "FHIRDatastore", scope.as_deref());
+        let (datastore_store, changes) =
+            REPORT.sync_scope(datastore_report.clone(), || watched(datastores.clone()));
         let datastore_controller =
             Controller::for_stream(changes, datastore_store.clone()).with_config(config.clone());
         let shutdown_signal = wait_for(stopped.clone());
-        tasks.spawn(
+        tasks.spawn(reported(
+            datastore_report,
             datastore_controller
                 .graceful_shutdown_on(shutdown_signal)
                 .run(
@@ -429,25 +525,32 @@ pub async fn run(
                     context.clone(),
                 )
                 .for_each(|result| report_watch_failure("FHIRDatastore", result)),
-        );
-        tasks.spawn(job::run::<FHIRImportJob>(
-            context.clone(),
-            scope.clone(),
-            datastores.clone(),
-            datastore_store.clone(),
-            config.clone(),
-            wait_for(stopped.clone()),
         ));
-        tasks.spawn(job::run::<FHIRExportJob>(
-            context.clone(),
-            scope.clone(),
-            datastores,
-            datastore_store,
-            config,
-            wait_for(stopped.clone()),
+        tasks.spawn(reported(
+            report_of(&context, "FHIRImportJob", scope.as_deref()),
+            job::run::<FHIRImportJob>(
+                context.clone(),
+                scope.clone(),
+                datastores.clone(),
+                datastore_store.clone(),
+                config.clone(),
+                wait_for(stopped.clone()),
+            ),
+        ));
+        tasks.spawn(reported(
+            report_of(&context, "FHIRExportJob", scope.as_deref()),
+            job::run::<FHIRExportJob>(
+                context.clone(),
+                scope.clone(),
+                datastores,
+                datastore_store,
+                config,
+                wait_for(stopped.clone()),
+            ),
         ));
     }
     shutdown.await;
+    context.health.shutting_down();
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
 }

@@ -50,6 +50,10 @@ pub fn fast_settings(region: &str) -> Settings {
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
         concurrency: 8,
+        stalled_retry_base: Duration::from_millis(100),
+        stalled_retry_max: Duration::from_millis(400),
+        datastore_stuck_after: Duration::from_secs(7200),
+        job_stuck_after: Duration::from_secs(86400),
     }
 }
 

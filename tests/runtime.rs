@@ -1,0 +1,9 @@
+//! The `run` command's runtime, in-process: leader election between replicas, the health and
+//! metrics endpoint over HTTP, and shutdown. The operator runs as `run` would run it (flags,
+//! limiter, metrics), against the in-memory Kubernetes API and the HealthLake emulator.
+
+mod runtime {
+    mod leader;
+    mod probes;
+    pub mod support;
+}
