@@ -206,7 +206,10 @@ async fn run_operator(
 async fn in_process_emulator(
     region: &str,
     profile: healthlake_operator::emulator::Profile,
-) -> anyhow::Result<(SdkHealthLake, healthlake_operator::emulator::RunningEmulator)> {
+) -> anyhow::Result<(
+    SdkHealthLake,
+    healthlake_operator::emulator::RunningEmulator,
+)> {
     use healthlake_operator::emulator::{self, EmulatorConfig};
     let config = EmulatorConfig {
         region: region.to_owned(),

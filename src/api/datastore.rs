@@ -241,9 +241,10 @@ impl std::fmt::Debug for IdentityProviderConfiguration {
             )
             .field(
                 "metadata",
-                &self.metadata.as_ref().map(|document| {
-                    format!("<redacted, {} elements>", document.len())
-                }),
+                &self
+                    .metadata
+                    .as_ref()
+                    .map(|document| format!("<redacted, {} elements>", document.len())),
             )
             .field("idp_lambda_arn", &self.idp_lambda_arn)
             .finish()

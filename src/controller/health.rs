@@ -19,6 +19,7 @@ pub const DEFAULT_WATCH_FAILURE_LIMIT: Duration = Duration::from_secs(60);
 pub struct Health {
     watch_failure_limit: Duration,
     state: Mutex<State>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -58,13 +59,16 @@ impl Health {
         Self {
             watch_failure_limit,
             state: Mutex::default(),
+            shutdown: tokio::sync::watch::Sender::new(false),
         }
     }
 
     /// Registers a controller named `name` (the kind, plus the namespace when the operator
     /// watches a list of them) and returns its reporting handle.
     pub fn controller(self: &Arc<Self>, name: String) -> ControllerHealth {
-        self.lock().controllers.insert(name.clone(), Controller::default());
+        self.lock()
+            .controllers
+            .insert(name.clone(), Controller::default());
         ControllerHealth {
             health: self.clone(),
             name,
@@ -74,6 +78,7 @@ impl Health {
     /// Marks the start of a shutdown: controllers that stop from now on do so on purpose.
     pub fn shutting_down(&self) {
         self.lock().shutting_down = true;
+        self.shutdown.send_replace(true);
     }
 
     /// The probe answers at `now`.
@@ -157,6 +162,10 @@ impl ControllerHealth {
     }
 
     /// Runs `task` and marks the controller stopped when it ends, however it ends.
+    ///
+    /// A controller whose cache never synced (its CRD missing, its list forbidden) is dropped
+    /// at shutdown instead of awaited: it never started a reconcile, and kube-runtime would hold
+    /// it until the cache syncs, that is forever.
     pub async fn run_until_stopped(self, task: impl std::future::Future<Output = ()>) {
         struct StopOnDrop(ControllerHealth);
         impl Drop for StopOnDrop {
@@ -164,8 +173,25 @@ impl ControllerHealth {
                 self.0.stopped();
             }
         }
+        let mut shutdown = self.health.shutdown.subscribe();
+        let health = self.health.clone();
+        let name = self.name.clone();
         let _stop = StopOnDrop(self);
-        task.await;
+        let never_synced = async move {
+            let _ = shutdown.wait_for(|stopping| *stopping).await;
+            let synced = health
+                .lock()
+                .controllers
+                .get(&name)
+                .is_some_and(|controller| controller.synced);
+            if synced {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = task => {}
+            () = never_synced => {}
+        }
     }
 }
 
@@ -219,6 +245,16 @@ mod tests {
         );
         datastores.watch_ok();
         assert_eq!(health.report(start + Duration::from_secs(62)).live, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_controller_that_never_synced_is_not_awaited_at_shutdown() {
+        let health = health();
+        let datastores = health.controller("FHIRDatastore".to_owned());
+        let running = tokio::spawn(datastores.run_until_stopped(std::future::pending()));
+        health.shutting_down();
+        running.await.expect("the controller task ends");
+        assert_eq!(health.report(Instant::now()).live, Ok(()));
     }
 
     #[tokio::test]

@@ -367,7 +367,10 @@ mod tests {
             (vec![], "Unknown"),
             (vec![condition("Ready", "True")], "Ready"),
             (
-                vec![condition("Ready", "False"), condition("Reconciling", "True")],
+                vec![
+                    condition("Ready", "False"),
+                    condition("Reconciling", "True"),
+                ],
                 "Reconciling",
             ),
             (
@@ -385,7 +388,11 @@ mod tests {
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         metrics.reconciled_in("FHIRDatastore", true, Duration::from_millis(30));
-        metrics.aws_call("DescribeFHIRDatastore", "Throttled", Duration::from_millis(40));
+        metrics.aws_call(
+            "DescribeFHIRDatastore",
+            "Throttled",
+            Duration::from_millis(40),
+        );
         metrics.rate_limit_waited("CreateFHIRDatastore", Duration::from_secs(2), true);
         metrics.set_leader(true);
         let mut text = String::new();

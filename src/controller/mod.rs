@@ -432,8 +432,9 @@ where
 
 impl<K: job::JobKind> metrics::HasConditions for K {
     fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
-        self.job_status()
-            .map_or(&[], |status| crate::decide::job::JobRecord::conditions(status))
+        self.job_status().map_or(&[], |status| {
+            crate::decide::job::JobRecord::conditions(status)
+        })
     }
 }
 

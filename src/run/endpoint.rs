@@ -100,13 +100,7 @@ fn answer(result: Result<&'static str, String>) -> (StatusCode, String) {
 }
 
 async fn liveness(State(probes): State<Probes>) -> (StatusCode, String) {
-    answer(
-        probes
-            .health
-            .report(Instant::now())
-            .live
-            .map(|()| "ok"),
-    )
+    answer(probes.health.report(Instant::now()).live.map(|()| "ok"))
 }
 
 async fn readiness(State(probes): State<Probes>) -> (StatusCode, String) {

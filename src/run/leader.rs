@@ -71,7 +71,10 @@ mod tests {
         let second = identity_from(Some(String::new()), Some("operator".into()), 2);
         assert_eq!(first, "operator-00000001");
         assert_eq!(second, "operator-00000002");
-        assert_eq!(identity_from(None, None, 255), "healthlake-operator-000000ff");
+        assert_eq!(
+            identity_from(None, None, 255),
+            "healthlake-operator-000000ff"
+        );
     }
 
     #[test]

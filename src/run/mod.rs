@@ -13,8 +13,8 @@ use std::time::Duration;
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 
-pub use endpoint::Role;
 use endpoint::Probes;
+pub use endpoint::Role;
 pub use instrumented::{Measured, Side};
 pub use leader::identity;
 
@@ -328,7 +328,10 @@ impl Operator {
     /// # Errors
     /// The Lease cannot be created or read ([`RunError::LeaderElection`]), or another replica
     /// took it while this one led ([`RunError::LostLease`]).
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RunError> {
         let Self {
             args,
             settings,
@@ -362,8 +365,7 @@ impl Operator {
             return Ok(());
         }
 
-        let (duration, grace) =
-            leader::timings(args.lease_duration_seconds).unwrap_or((15, 5));
+        let (duration, grace) = leader::timings(args.lease_duration_seconds).unwrap_or((15, 5));
         let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
             .with_namespace(&args.lease_namespace)
             .with_identity(&identity)
@@ -432,14 +434,20 @@ impl Operator {
 /// to confirm, at most one lease duration.
 async fn release(
     leadership: tokio::sync::watch::Receiver<bool>,
-    manager_task: tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
+    manager_task: tokio::task::JoinHandle<
+        kube_lease_manager::Result<kube_lease_manager::LeaseManager>,
+    >,
     duration_seconds: u64,
 ) {
     drop(leadership);
     match tokio::time::timeout(Duration::from_secs(duration_seconds), manager_task).await {
         Ok(Ok(Ok(_))) => {}
-        Ok(Ok(Err(error))) => tracing::warn!(%error, "failed to release the lease; it expires on its own"),
-        Ok(Err(error)) => tracing::warn!(%error, "the lease manager failed; the lease expires on its own"),
+        Ok(Ok(Err(error))) => {
+            tracing::warn!(%error, "failed to release the lease; it expires on its own")
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "the lease manager failed; the lease expires on its own")
+        }
         Err(_) => tracing::warn!("releasing the lease took too long; it expires on its own"),
     }
 }

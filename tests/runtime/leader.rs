@@ -44,8 +44,14 @@ async fn two_replicas_elect_one_leader_and_a_shutdown_hands_over_at_once() {
     })
     .await;
     assert_eq!(cluster.lease_holder().await, Some(first.identity.clone()));
-    assert_eq!(first.metric("healthlake_operator_is_leader").await, Some(1.0));
-    assert_eq!(second.metric("healthlake_operator_is_leader").await, Some(0.0));
+    assert_eq!(
+        first.metric("healthlake_operator_is_leader").await,
+        Some(1.0)
+    );
+    assert_eq!(
+        second.metric("healthlake_operator_is_leader").await,
+        Some(0.0)
+    );
 
     // Only the leader reconciles.
     let datastores: Api<FHIRDatastore> = Api::namespaced(cluster.client.clone(), NAMESPACE);
@@ -57,12 +63,11 @@ async fn two_replicas_elect_one_leader_and_a_shutdown_hands_over_at_once() {
         first.metric(DATASTORE_RECONCILES).await.is_some()
     })
     .await;
+    eventually("the leader creates the datastore in AWS", || async {
+        cluster.emulator.state().datastores.len() == 1
+    })
+    .await;
     assert_eq!(second.metric(DATASTORE_RECONCILES).await, None);
-    assert_eq!(
-        cluster.emulator.state().datastores.len(),
-        1,
-        "one datastore in AWS"
-    );
 
     // SIGTERM: in-flight reconciles finish, then the lease is released, not left to expire.
     first.shut_down().await.expect("a clean shutdown");
@@ -116,10 +121,7 @@ async fn a_leader_whose_lease_is_taken_stops_with_one_clear_error() {
         .finished()
         .await
         .expect_err("losing the lease stops the replica with an error");
-    assert!(
-        matches!(&error, RunError::LostLease { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(&error, RunError::LostLease { .. }), "{error:?}");
     assert!(
         error
             .to_string()

@@ -47,18 +47,21 @@ async fn a_working_operator_is_live_ready_and_counts_what_it_does() {
         r#"healthlake_operator_objects{kind="FHIRDatastore",condition="Stalled"} 0"#,
         r#"healthlake_operator_objects{kind="FHIRImportJob",condition="Ready"} 0"#,
         "healthlake_operator_is_leader 1",
-        "# TYPE healthlake_operator_reconcile_duration_seconds histogram",
         concat!(
             r#"healthlake_operator_build_info{version=""#,
             env!("CARGO_PKG_VERSION"),
             r#""} 1"#
         ),
     ] {
-        assert!(text.contains(expected), "no {expected:?} in /metrics:\n{text}");
+        assert!(
+            text.contains(expected),
+            "no {expected:?} in /metrics:\n{text}"
+        );
     }
     assert!(
-        text.lines().any(|line| line
-            .starts_with(r#"healthlake_operator_reconciles_total{kind="FHIRDatastore",outcome="ok"}"#)),
+        text.lines().any(|line| line.starts_with(
+            r#"healthlake_operator_reconciles_total{kind="FHIRDatastore",outcome="ok"}"#
+        )),
         "{text}"
     );
     operator.shut_down().await.expect("a clean shutdown");
@@ -69,7 +72,12 @@ async fn a_watch_that_keeps_failing_fails_liveness_and_readiness() {
     // No CRDs: every watch fails, as with CRDs missing or RBAC forbidding the list.
     let cluster = Cluster::start(false).await;
     let operator = cluster
-        .operator(&["--leader-election", "false", "--watch-failure-seconds", "0.001"])
+        .operator(&[
+            "--leader-election",
+            "false",
+            "--watch-failure-seconds",
+            "0.001",
+        ])
         .await;
     eventually("liveness fails", || async {
         let (status, body) = operator.get("/healthz").await;

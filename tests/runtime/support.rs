@@ -12,8 +12,8 @@ use healthlake_operator::healthlake::sdk::{SdkHealthLake, SdkSettings};
 use healthlake_operator::run::{Operator, RunArgs, RunError};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams};
 use kube::Client;
+use kube::api::{Api, PostParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -29,7 +29,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The in-memory API and the emulator.
 pub struct Cluster {
-    pub apiserver: ApiServer,
+    _apiserver: ApiServer,
     pub client: Client,
     pub emulator: RunningEmulator,
 }
@@ -59,7 +59,7 @@ impl Cluster {
             .await
             .expect("emulator starts");
         Self {
-            apiserver,
+            _apiserver: apiserver,
             client,
             emulator,
         }
