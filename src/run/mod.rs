@@ -508,6 +508,35 @@ mod tests {
         assert_eq!(settings.poll_long, Duration::from_secs(30));
         assert!(settings.allow_datastore_id_refs);
         assert_eq!(settings.concurrency, 8);
+        assert_eq!(settings.stalled_retry_base, Duration::from_secs(300));
+        assert_eq!(settings.stalled_retry_max, Duration::from_secs(3600));
+        assert_eq!(settings.datastore_stuck_after, Duration::from_secs(7200));
+        assert_eq!(settings.job_stuck_after, Duration::from_secs(86400));
+    }
+
+    #[test]
+    fn the_stalled_retry_and_stuck_warnings_have_flags() {
+        let settings = settings(&[
+            "--stalled-retry-seconds",
+            "60",
+            "--stalled-retry-max-seconds",
+            "600",
+            "--datastore-stuck-seconds",
+            "3600",
+            "--job-stuck-seconds",
+            "1.5",
+        ])
+        .expect("valid");
+        assert_eq!(settings.stalled_retry_base, Duration::from_secs(60));
+        assert_eq!(settings.stalled_retry_max, Duration::from_secs(600));
+        assert_eq!(settings.datastore_stuck_after, Duration::from_secs(3600));
+        assert_eq!(settings.job_stuck_after, Duration::from_millis(1500));
+        let defaults = Settings::default();
+        let parsed = self::settings(&[]).expect("valid");
+        assert_eq!(defaults.stalled_retry_base, parsed.stalled_retry_base);
+        assert_eq!(defaults.stalled_retry_max, parsed.stalled_retry_max);
+        assert_eq!(defaults.datastore_stuck_after, parsed.datastore_stuck_after);
+        assert_eq!(defaults.job_stuck_after, parsed.job_stuck_after);
     }
 
     #[test]
@@ -516,6 +545,11 @@ mod tests {
             (&["--concurrency", "0"][..], "--concurrency"),
             (&["--poll-soon-seconds", "0"][..], "--poll-soon-seconds"),
             (&["--resync-seconds=-5"][..], "--resync-seconds"),
+            (
+                &["--stalled-retry-seconds", "0"][..],
+                "--stalled-retry-seconds",
+            ),
+            (&["--job-stuck-seconds", "nan"][..], "--job-stuck-seconds"),
         ] {
             let error = settings(flags).expect_err("refused");
             assert!(error.to_string().contains(flag), "{error}");
