@@ -7,4 +7,7 @@ mod operator {
     pub mod harness;
     mod jobs;
     mod quota;
+    mod readiness;
+    mod regions;
+    mod watches;
 }
