@@ -9,5 +9,6 @@ mod operator {
     mod quota;
     mod readiness;
     mod regions;
+    mod stuck;
     mod watches;
 }
