@@ -7,4 +7,8 @@ mod operator {
     pub mod harness;
     mod jobs;
     mod quota;
+    mod readiness;
+    mod regions;
+    mod stuck;
+    mod watches;
 }

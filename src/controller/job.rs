@@ -253,8 +253,31 @@ fn what_jobs_see(datastore: &FHIRDatastore) -> u64 {
     hasher.finish()
 }
 
-/// Runs the controller for one job kind, reconciling a job again whenever what it reads of the
-/// datastore it names changes.
+/// The jobs that name `datastore` and have not started: a started job runs on the datastore id
+/// and region recorded at its start and is polled on its own schedule, so nothing its
+/// FHIRDatastore does (a tag sync that drops `Ready` for a moment, a deletion) is worth a
+/// Describe call.
+fn waiting_jobs<K: JobKind>(
+    index: &JobIndex,
+    jobs: &Store<K>,
+    datastore: &FHIRDatastore,
+) -> Vec<ObjectRef<K>> {
+    index
+        .jobs_of::<K>(datastore)
+        .into_iter()
+        .filter(|job| {
+            jobs.get(job)
+                .and_then(|job| {
+                    job.job_status()
+                        .and_then(|status| status.job_id().map(drop))
+                })
+                .is_none()
+        })
+        .collect()
+}
+
+/// Runs the controller for one job kind, reconciling a job that has not started again whenever
+/// what it reads of the datastore it names changes.
 pub(super) async fn run<K: JobKind>(
     context: Arc<Context>,
     namespace: Option<String>,
@@ -275,11 +298,12 @@ pub(super) async fn run<K: JobKind>(
             errors.errors.forget(uid);
         }
     });
+    let started = job_store.clone();
     let controller = Controller::for_stream(changes, job_store)
         .with_config(config)
         .watches_shared_stream(
             super::changed(datastore_changes, what_jobs_see),
-            move |datastore: Arc<FHIRDatastore>| index.jobs_of::<K>(&datastore),
+            move |datastore: Arc<FHIRDatastore>| waiting_jobs(&index, &started, &datastore),
         );
     let job_context = Arc::new(JobContext {
         shared: context,

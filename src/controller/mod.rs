@@ -705,3 +705,6 @@ fn controller_config(settings: &Settings) -> kube::runtime::controller::Config {
 async fn wait_for(mut stopped: tokio::sync::watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
+
+#[cfg(all(test, feature = "test-apiserver"))]
+mod tests;

@@ -7,7 +7,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Notice, ObjectMeta, Phase, Requeue, Step, on_error, phase_changed, set_phase};
+use super::{
+    Notice, ObjectMeta, Phase, Requeue, Step, TAKING_LONG, on_error, phase_changed, set_phase,
+    worth_sending,
+};
 use crate::api::{
     ConditionType, DatastoreStatus, DeletionPolicy, FHIRDatastoreSpec, FHIRDatastoreStatus,
     IdentityProviderStatus, OWNER_NAME_TAG, OWNER_UID_TAG, RESERVED_TAG_PREFIX,
@@ -435,7 +438,8 @@ pub fn apply(input: &DatastoreInput<'_>) -> Decision {
         }
     };
 
-    let notice = notice.filter(|_| phase_changed(&input.status.conditions, &status.conditions));
+    let notice =
+        notice.filter(|notice| worth_sending(notice, &input.status.conditions, &status.conditions));
     Decision {
         action,
         status,
@@ -886,7 +890,7 @@ pub(crate) fn with_stuck_warning(
                 .message
                 .contains("longer than HealthLake usually takes")
     });
-    let notice = (!warned_before).then(|| Notice::warning("TakingLong", message.clone()));
+    let notice = (!warned_before).then(|| Notice::warning(TAKING_LONG, message.clone()));
     (message, notice)
 }
 

@@ -7,7 +7,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::datastore::{Settled, with_stuck_warning};
-use super::{Notice, ObjectMeta, Phase, Requeue, Step, on_error, phase_changed, set_phase};
+use super::{
+    Notice, ObjectMeta, Phase, Requeue, Step, on_error, phase_changed, set_phase, worth_sending,
+};
 use crate::api::{
     ConditionType, DatastoreReference, FHIRDatastore, FHIRExportJobSpec, FHIRExportJobStatus,
     FHIRImportJobSpec, FHIRImportJobStatus, JobProgress, JobStatus,
@@ -488,7 +490,8 @@ pub fn decide<S: JobRecord>(input: &JobInput<'_, S>) -> JobDecision<S> {
     } else {
         (JobAction::None, requeue)
     };
-    let notice = notice.filter(|_| phase_changed(input.status.conditions(), status.conditions()));
+    let notice = notice
+        .filter(|notice| worth_sending(notice, input.status.conditions(), status.conditions()));
     JobDecision {
         action,
         status,

@@ -174,6 +174,16 @@ pub(crate) fn set_phase(
     );
 }
 
+/// The reason of the Warning a phase that lasts far longer than HealthLake takes gets, once.
+pub(crate) const TAKING_LONG: &str = "TakingLong";
+
+/// Whether a decision's event is worth sending: a change of phase, or the one-time warning that
+/// the phase lasts far longer than usual (the phase itself does not change then; the warning's
+/// producer sends it once).
+pub(crate) fn worth_sending(notice: &Notice, old: &[Condition], new: &[Condition]) -> bool {
+    notice.reason == TAKING_LONG || phase_changed(old, new)
+}
+
 /// True when a condition's status or reason changed: only then is a Normal event worth sending.
 pub(crate) fn phase_changed(old: &[Condition], new: &[Condition]) -> bool {
     fn key(condition: &Condition) -> (&str, &str, &str) {

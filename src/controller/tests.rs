@@ -1,0 +1,107 @@
+//! Status writes against the in-memory API server, with the CRDs' schemas and rules.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+
+use super::{Written, write_status};
+use crate::api::{DatastoreStatus, FHIRDatastore, FHIRDatastoreStatus};
+use crate::apiserver::ApiServer;
+
+const DATASTORE_ID: &str = "0123456789abcdef0123456789abcdef";
+
+async fn datastores() -> (ApiServer, Api<FHIRDatastore>) {
+    let server = ApiServer::new();
+    server
+        .load_crds_from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
+        .expect("the committed crds load");
+    let client = server.client();
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "clinical"}}))
+            .expect("namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("namespace created");
+    let api = Api::namespaced(client, "clinical");
+    let object: FHIRDatastore = serde_json::from_value(serde_json::json!({
+        "apiVersion": "healthlake.fhir-operator.io/v1alpha1",
+        "kind": "FHIRDatastore",
+        "metadata": {"name": "patients"},
+        "spec": {"deletionPolicy": "Delete"},
+    }))
+    .expect("manifest");
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("admitted");
+    (server, api)
+}
+
+#[tokio::test]
+async fn a_status_computed_from_an_old_copy_loses_to_the_newer_one() {
+    let (_server, api) = datastores().await;
+    let copy_a = api.get("patients").await.expect("copy A");
+
+    // Another writer (a newer reconcile, another replica) records the datastore's id.
+    let newer = FHIRDatastoreStatus {
+        datastore_id: Some(DATASTORE_ID.to_owned()),
+        datastore_status: Some(DatastoreStatus::Active),
+        region: Some("us-east-1".to_owned()),
+        ..FHIRDatastoreStatus::default()
+    };
+    api.patch_status(
+        "patients",
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({ "status": newer })),
+    )
+    .await
+    .expect("newer status written");
+
+    // A status computed from copy A, which knew no id, is refused.
+    let from_a = FHIRDatastoreStatus {
+        datastore_status: Some(DatastoreStatus::Creating),
+        region: Some("us-east-1".to_owned()),
+        ..FHIRDatastoreStatus::default()
+    };
+    let written = write_status(
+        &api,
+        "patients",
+        copy_a.resource_version().as_deref(),
+        &copy_a.status.clone().unwrap_or_default(),
+        &from_a,
+    )
+    .await
+    .expect("the write reached the server");
+    assert_eq!(written, Written::Stale);
+    let stored = api
+        .get("patients")
+        .await
+        .expect("stored")
+        .status
+        .expect("status");
+    assert_eq!(stored.datastore_id.as_deref(), Some(DATASTORE_ID));
+    assert_eq!(stored.datastore_status, Some(DatastoreStatus::Active));
+
+    // Computed from the fresh copy, the same kind of write goes through.
+    let fresh = api.get("patients").await.expect("fresh copy");
+    let current = fresh.status.clone().unwrap_or_default();
+    let desired = FHIRDatastoreStatus {
+        observed_generation: fresh.metadata.generation,
+        ..current.clone()
+    };
+    let written = write_status(
+        &api,
+        "patients",
+        fresh.resource_version().as_deref(),
+        &current,
+        &desired,
+    )
+    .await
+    .expect("written");
+    assert_eq!(written, Written::Done);
+    let stored = api.get("patients").await.expect("stored");
+    assert_eq!(
+        stored.status.and_then(|status| status.observed_generation),
+        fresh.metadata.generation
+    );
+}
