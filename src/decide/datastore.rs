@@ -7,7 +7,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Notice, ObjectMeta, Phase, Requeue, Step, on_error, phase_changed, set_phase};
+use super::{
+    Notice, ObjectMeta, Phase, Requeue, Step, on_error, phase_changed, set_phase, set_waiting,
+};
 use crate::api::{
     ConditionType, DatastoreStatus, DeletionPolicy, FHIRDatastoreSpec, FHIRDatastoreStatus,
     IdentityProviderStatus, OWNER_NAME_TAG, OWNER_UID_TAG, RESERVED_TAG_PREFIX,
@@ -498,9 +500,10 @@ fn present(
                 )
             } else {
                 let message = tag_message(id, &add, &remove);
-                set_phase(
+                // The datastore serves requests while its tags change: a Ready one stays Ready
+                // and the sync shows in Reconciling.
+                set_waiting(
                     &mut status.conditions,
-                    Phase::Progressing,
                     "SyncingTags",
                     &message,
                     generation,
