@@ -12,7 +12,7 @@ use crate::api::{DATASTORE_FINALIZER, DatastoreStatus, DeletionPolicy, FHIRDatas
 use crate::decide::datastore::{
     self as decide, DatastoreAction, DatastoreInput, Lookup, Observed, Outcome, Settled,
 };
-use crate::decide::stall::{self, Hold};
+use crate::decide::stall::Hold;
 use crate::decide::{ObjectMeta, Requeue};
 use crate::healthlake::{HealthLakeError, Result as HealthLakeResult};
 
@@ -105,8 +105,7 @@ async fn apply(
             Written::Stale => Ok(Action::requeue(std::time::Duration::from_millis(100))),
         };
     }
-    let waiting = stall::waiting_since(&status.conditions, meta.generation);
-    if let Hold::Wait(wait) = context.hold(object, &meta, waiting) {
+    if let Hold::Wait(wait) = context.hold(object, &meta, &status.conditions) {
         return Ok(Action::requeue(wait));
     }
     let region = decide::region(&object.spec, &status, &context.settings.default_region);
@@ -137,10 +136,7 @@ async fn cleanup(
     let status = object.status.clone().unwrap_or_default();
     let region = decide::region(&object.spec, &status, &context.settings.default_region);
     let retain = decide::deletion_policy(&object.spec) == DeletionPolicy::Retain;
-    // Only a stall holds a deletion back (a refused DeleteFHIRDatastore is not retried in a loop);
-    // an object still waiting for the account quota created nothing and goes at once.
-    let stalled = stall::stalled_since(&status.conditions, meta.generation);
-    if !retain && let Hold::Wait(wait) = context.hold(object, &meta, stalled) {
+    if !retain && let Hold::Wait(wait) = context.hold(object, &meta, &status.conditions) {
         return Err(Error::CleanupPending(Action::requeue(wait)));
     }
     let observed = if retain {

@@ -24,7 +24,7 @@ use crate::decide::ObjectMeta;
 use crate::decide::job::{
     self as decide, JobAction, JobInput, JobObservation, JobOutcome, JobRecord, Target,
 };
-use crate::decide::stall::{self, Hold};
+use crate::decide::stall::Hold;
 use crate::healthlake::{HealthLake, HealthLakeError, Job, Result as HealthLakeResult, StartedJob};
 
 /// What differs between import and export jobs.
@@ -347,8 +347,7 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
         .unwrap_or_else(|| context.settings.default_region.clone());
     let calls_aws = decide::needs_describe(&status)
         || (status.job_id().is_none() && matches!(target, Target::Ready { .. }));
-    let waiting = stall::waiting_since(status.conditions(), meta.generation);
-    if calls_aws && let Hold::Wait(wait) = context.hold(object, &meta, waiting) {
+    if calls_aws && let Hold::Wait(wait) = context.hold(object, &meta, status.conditions()) {
         return Ok(Action::requeue(wait));
     }
 

@@ -28,7 +28,7 @@ pub use errors::ErrorTracker;
 use metrics::Metrics;
 
 use crate::api::{FHIRDatastore, FHIRExportJob, FHIRImportJob};
-use crate::decide::stall::{Hold, RETRY_AT_ANNOTATION, RetrySchedule};
+use crate::decide::stall::{self, Hold, RETRY_AT_ANNOTATION, RetrySchedule};
 use crate::decide::{Notice, ObjectMeta, Requeue};
 use crate::healthlake::{HealthLake, HealthLakeError};
 
@@ -181,17 +181,16 @@ impl Context {
         }
     }
 
-    /// Whether an object on the slow retry schedule since `since` (see
-    /// [`crate::decide::stall::waiting_since`]) may call AWS now (see [`ErrorTracker::stalled`]):
-    /// objects not on it (`None`) always may.
+    /// Whether a Stalled object may call AWS now (see [`ErrorTracker::stalled`]): objects that are
+    /// not stalled at their current generation always may.
     /// A wait comes back no longer than the resync interval (see [`Requeue::SlowRetry`]).
     fn hold<K: Resource>(
         &self,
         object: &K,
         meta: &ObjectMeta,
-        since: Option<jiff::Timestamp>,
+        conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
     ) -> Hold {
-        match since {
+        match stall::stalled_since(conditions, meta.generation) {
             Some(since) => match self.errors.stalled(
                 &meta.uid,
                 meta.generation,

@@ -277,14 +277,14 @@ pub fn on_error(
             set_phase(
                 conditions,
                 Phase::Progressing,
-                stall::ACCOUNT_QUOTA_REASON,
+                "AccountQuotaReached",
                 &text,
                 generation,
                 now,
             );
             (
                 Requeue::SlowRetry,
-                Some(Notice::warning(stall::ACCOUNT_QUOTA_REASON, text)),
+                Some(Notice::warning("AccountQuotaReached", text)),
             )
         }
         HealthLakeError::Throttled { message } => {

@@ -57,11 +57,6 @@ impl RetrySchedule {
     }
 }
 
-/// The reason of a `Reconciling` object whose call was refused for an account quota (the number
-/// of datastores in a region): retried on the same slow schedule as a Stalled object, since only
-/// a change outside Kubernetes (a deleted datastore, a raised quota) lets it through.
-pub const ACCOUNT_QUOTA_REASON: &str = "AccountQuotaReached";
-
 /// What a stalled object should do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hold {
@@ -81,23 +76,6 @@ pub fn stalled_since(conditions: &[Condition], generation: Option<i64>) -> Optio
             condition.status == "True" && condition.observed_generation == generation
         })
         .map(|condition| condition.last_transition_time.0)
-}
-
-/// When the object started waiting on the slow schedule at its current generation: when it
-/// stalled (see [`stalled_since`]), or when it became `Reconciling` for an account quota
-/// ([`ACCOUNT_QUOTA_REASON`]). `None` when it is doing neither.
-pub fn waiting_since(conditions: &[Condition], generation: Option<i64>) -> Option<Timestamp> {
-    stalled_since(conditions, generation).or_else(|| {
-        conditions
-            .iter()
-            .find(|condition| condition.type_ == ConditionType::Reconciling.as_str())
-            .filter(|condition| {
-                condition.status == "True"
-                    && condition.reason == ACCOUNT_QUOTA_REASON
-                    && condition.observed_generation == generation
-            })
-            .map(|condition| condition.last_transition_time.0)
-    })
 }
 
 /// Decides whether a stalled object may be tried now. `since` is when it stalled, `attempts` how
@@ -176,36 +154,6 @@ mod tests {
                 "{elapsed}s after the stall with {attempts} retries made"
             );
         }
-    }
-
-    #[test]
-    fn a_stall_or_an_account_quota_puts_the_object_on_the_schedule() {
-        let condition = |type_: &str, status: &str, reason: &str, seconds: i64| Condition {
-            type_: type_.to_owned(),
-            status: status.to_owned(),
-            reason: reason.to_owned(),
-            message: String::new(),
-            observed_generation: Some(2),
-            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(seconds)),
-        };
-        let quota = [
-            condition("Reconciling", "True", ACCOUNT_QUOTA_REASON, 10),
-            condition("Stalled", "False", ACCOUNT_QUOTA_REASON, 0),
-        ];
-        assert_eq!(waiting_since(&quota, Some(2)), Some(at(10)));
-        assert_eq!(stalled_since(&quota, Some(2)), None);
-        assert_eq!(
-            waiting_since(&quota, Some(3)),
-            None,
-            "the spec changed since"
-        );
-        let creating = [condition("Reconciling", "True", "Creating", 10)];
-        assert_eq!(waiting_since(&creating, Some(2)), None);
-        let stalled = [
-            condition("Reconciling", "False", "AccessDenied", 0),
-            condition("Stalled", "True", "AccessDenied", 20),
-        ];
-        assert_eq!(waiting_since(&stalled, Some(2)), Some(at(20)));
     }
 
     #[test]
