@@ -1,6 +1,8 @@
 # Everything a developer or CI runs. `make test` is the README's test command.
 CARGO ?= cargo
-FEATURES := --features test-apiserver
+# The tests need the stand-ins for the outside world: the HealthLake emulator and the in-memory
+# Kubernetes API (with the admission validator). The production build has neither.
+FEATURES := --features trial
 PYTHON ?= python3
 # The Python tools of the packaging tests (Helm as a library, a Lua interpreter, pytest).
 VENV := .venv-packaging
@@ -8,15 +10,16 @@ PACKAGING_REQUIREMENTS := tests/packaging/requirements.txt
 # Every copy of the generated CRDs: the canonical one, the Helm chart's and the kustomize base's.
 CRD_COPIES := charts/healthlake-operator/crds deploy/base/crds
 
-.PHONY: test fmt-check clippy unit crds crds-check packaging-test run
+.PHONY: test fmt-check clippy unit crds crds-check production-check packaging-test trial
 
-test: fmt-check clippy unit crds-check packaging-test
+test: fmt-check clippy unit crds-check production-check packaging-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --all-targets $(FEATURES) -- -D warnings
+	$(CARGO) clippy --bins --lib -- -D warnings
 
 unit:
 	$(CARGO) test $(FEATURES) --lib --bins --tests
@@ -44,3 +47,22 @@ $(VENV)/.installed: $(PACKAGING_REQUIREMENTS)
 # The Helm chart, the kustomize base, the Argo CD health checks, the IAM policy, the Dockerfile.
 packaging-test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q tests/packaging
+
+# Fails when the production build (default features, the binary crds-check built) could fake
+# AWS or Kubernetes: it must hold no emulator, in-memory API or admission crates, and offer no
+# flag or command that turns them on.
+production-check:
+	@deps=$$($(CARGO) tree --edges normal --prefix none --format '{p}' | cut -d' ' -f1 | sort -u) && \
+	  for crate in jsonschema kube-cel cel; do \
+	    if echo "$$deps" | grep -qx "$$crate"; then \
+	      echo "the production build depends on $$crate"; exit 1; fi; done
+	@commands=$$($(CARGO) run --quiet -- --help) && flags=$$($(CARGO) run --quiet -- run --help) && \
+	  if echo "$$commands" | grep -E '^  (emulator|sandbox|trial) '; then \
+	    echo "the production binary has a stand-in command"; exit 1; fi && \
+	  if echo "$$flags" | grep -E -- '--(emulator|sandbox)'; then \
+	    echo "the production binary has a stand-in flag"; exit 1; fi
+	@echo "the production build holds no emulator, in-memory API or admission validator"
+
+# The local trial: in-memory Kubernetes API, HealthLake emulator and operator in one process.
+trial:
+	$(CARGO) run --release --features trial -- trial

@@ -1,25 +1,37 @@
 //! The `healthlake-operator` command.
+//!
+//! The production build (default features) has `run` and `crd` only. Builds with the `emulator`
+//! feature add the `emulator` command and `run --emulator`; with `test-apiserver`, the `sandbox`
+//! command; with `trial` (both), the `trial` command: everything in one process, for a first try.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use healthlake_operator::emulator::{self, EmulatorConfig};
-use healthlake_operator::healthlake::HealthLake;
-use healthlake_operator::healthlake::limiter::RateLimited;
 use healthlake_operator::healthlake::sdk::{SdkHealthLake, SdkSettings};
-use healthlake_operator::run::RunArgs;
+use healthlake_operator::run::logging::{self, LogFormat};
+use healthlake_operator::run::{DEFAULT_METRICS_ADDRESS, Operator, RunArgs, shutdown_signal};
 
 /// Manage Amazon HealthLake FHIR datastores, import jobs and export jobs from Kubernetes.
 #[derive(Parser)]
 #[command(name = "healthlake-operator", version, about)]
 struct Cli {
+    /// How log lines look on stderr: `text` (readable) or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "HEALTHLAKE_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
-// Parsed once at start-up; boxing the large variant would only add noise.
+// Parsed once at start-up; boxing the large variants would only add noise.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
@@ -27,12 +39,9 @@ enum Command {
     Run {
         #[command(flatten)]
         args: RunArgs,
-        /// Instead of connecting to a cluster, serve an in-memory Kubernetes API with the CRDs
-        /// on this loopback address and run against it (with `--emulator`: no cluster and no AWS
-        /// needed). Prints the kubeconfig to use with kubectl.
-        #[cfg(feature = "test-apiserver")]
-        #[arg(long, value_name = "ADDRESS", num_args = 0..=1, default_missing_value = "127.0.0.1:6443")]
-        sandbox: Option<String>,
+        #[cfg(feature = "emulator")]
+        #[command(flatten)]
+        emulator: EmulatorFlags,
     },
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD.
     Crd {
@@ -41,11 +50,30 @@ enum Command {
         output_dir: Option<PathBuf>,
     },
     /// Run the HealthLake emulator: AWS's HealthLake API on a loopback port, for tests and trials.
+    #[cfg(feature = "emulator")]
     Emulator(EmulatorArgs),
-    /// Serve an in-memory Kubernetes API with the CRDs loaded, for trying the operator and
-    /// kubectl without a cluster (built with the `test-apiserver` feature).
+    /// Serve an in-memory Kubernetes API with the CRDs loaded, for trying kubectl without a
+    /// cluster.
     #[cfg(feature = "test-apiserver")]
     Sandbox(SandboxArgs),
+    /// Try the operator with neither a cluster nor AWS: an in-memory Kubernetes API, the
+    /// HealthLake emulator and the controllers in one process. Prints the KUBECONFIG to use.
+    #[cfg(all(feature = "emulator", feature = "test-apiserver"))]
+    Trial(TrialArgs),
+}
+
+/// `run` flags of builds with the emulator.
+#[cfg(feature = "emulator")]
+#[derive(clap::Args)]
+struct EmulatorFlags {
+    /// Start the HealthLake emulator in-process and send every HealthLake call to it, to try the
+    /// operator on a cluster without AWS. Nothing reaches AWS in this mode.
+    #[arg(long)]
+    emulator: bool,
+    /// With `--emulator`: how long emulated datastores and jobs take, `fast` (seconds) or
+    /// `realistic` (AWS-like minutes).
+    #[arg(long, value_enum, default_value = "fast")]
+    emulator_profile: healthlake_operator::emulator::Profile,
 }
 
 /// Options of `healthlake-operator sandbox`.
@@ -60,7 +88,26 @@ struct SandboxArgs {
     kubeconfig: Option<PathBuf>,
 }
 
+/// Options of `healthlake-operator trial`.
+#[cfg(all(feature = "emulator", feature = "test-apiserver"))]
+#[derive(clap::Args)]
+struct TrialArgs {
+    /// The loopback address and port of the in-memory Kubernetes API (port 0: a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Also write the kubeconfig here, so that it stays the same across restarts.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// How long emulated datastores and jobs take, `fast` (seconds) or `realistic` (AWS-like
+    /// minutes).
+    #[arg(long, value_enum, default_value = "fast")]
+    emulator_profile: healthlake_operator::emulator::Profile,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
 /// Options of `healthlake-operator emulator`.
+#[cfg(feature = "emulator")]
 #[derive(clap::Args)]
 struct EmulatorArgs {
     /// The loopback address and port to listen on.
@@ -85,7 +132,7 @@ struct EmulatorArgs {
     /// How long datastores and jobs take: `fast` (seconds) or `realistic` (AWS-like minutes).
     #[arg(long, value_enum, default_value = "fast")]
     profile: healthlake_operator::emulator::Profile,
-    /// Keep the emulator's state in this file, so it survives a restart.
+    /// Keep the emulator's state in this file, so that it survives a restart.
     #[arg(long)]
     state_file: Option<PathBuf>,
     /// Turn AWS's request-rate quotas off.
@@ -94,51 +141,132 @@ struct EmulatorArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        #[cfg(feature = "test-apiserver")]
-        Command::Run { args, sandbox } => {
-            init_tracing();
-            match sandbox {
-                Some(address) => {
-                    let (served, client) = start_sandbox(&address, None).await?;
-                    run_operator(args, client).await?;
-                    drop(served);
-                    Ok(())
-                }
-                None => run_operator(args, cluster_client().await?).await,
-            }
+    logging::init(cli.log_format);
+    match execute(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, in the chosen log format; no backtrace.
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
         }
-        #[cfg(not(feature = "test-apiserver"))]
-        Command::Run { args } => {
-            init_tracing();
-            run_operator(args, cluster_client().await?).await
+    }
+}
+
+async fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        #[cfg(feature = "emulator")]
+        Command::Run { args, emulator } if emulator.emulator => {
+            let (sdk, running) = in_process_emulator(&args.region, emulator.emulator_profile)
+                .await
+                .context("failed to start the in-process emulator")?;
+            run_operator(args, production_address(), cluster_client().await?, sdk).await?;
+            running.shutdown().await?;
+            Ok(())
+        }
+        Command::Run { args, .. } => {
+            let sdk = aws_adapter(&args).await;
+            run_operator(args, production_address(), cluster_client().await?, sdk).await
         }
         Command::Crd { output_dir } => write_crds(output_dir),
+        #[cfg(feature = "emulator")]
         Command::Emulator(arguments) => run_emulator(arguments).await,
         #[cfg(feature = "test-apiserver")]
         Command::Sandbox(arguments) => run_sandbox(arguments).await,
+        #[cfg(all(feature = "emulator", feature = "test-apiserver"))]
+        Command::Trial(arguments) => run_trial(arguments).await,
     }
+}
+
+fn production_address() -> SocketAddr {
+    DEFAULT_METRICS_ADDRESS
+        .parse()
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080)))
+}
+
+/// The SDK adapter over the default AWS credential chain, or `--endpoint-url`.
+async fn aws_adapter(args: &RunArgs) -> SdkHealthLake {
+    let mut settings = SdkSettings::new(args.region.clone());
+    if let Some(endpoint_url) = &args.endpoint_url {
+        settings = settings.with_endpoint_url(endpoint_url.clone());
+    }
+    SdkHealthLake::from_default_chain(settings).await
+}
+
+async fn cluster_client() -> anyhow::Result<kube::Client> {
+    kube::Client::try_default()
+        .await
+        .context("failed to connect to kubernetes")
+}
+
+async fn run_operator(
+    args: RunArgs,
+    default_address: SocketAddr,
+    client: kube::Client,
+    sdk: SdkHealthLake,
+) -> anyhow::Result<()> {
+    let operator = Operator::bind(args, default_address, client, sdk).await?;
+    operator.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Starts the emulator on a free loopback port and returns an SDK adapter aimed at it.
+#[cfg(feature = "emulator")]
+async fn in_process_emulator(
+    region: &str,
+    profile: healthlake_operator::emulator::Profile,
+) -> anyhow::Result<(
+    SdkHealthLake,
+    healthlake_operator::emulator::RunningEmulator,
+)> {
+    use healthlake_operator::emulator::{self, EmulatorConfig};
+    let config = EmulatorConfig {
+        region: region.to_owned(),
+        ..EmulatorConfig::default()
+    }
+    .with_profile(profile);
+    let running = emulator::start(config, "127.0.0.1:0").await?;
+    tracing::warn!(endpoint = %running.endpoint_url(), "running against the in-process HealthLake emulator: nothing reaches AWS");
+    let settings = SdkSettings::new(region.to_owned()).with_endpoint_url(running.endpoint_url());
+    Ok((SdkHealthLake::with_static_credentials(settings), running))
+}
+
+#[cfg(all(feature = "emulator", feature = "test-apiserver"))]
+async fn run_trial(arguments: TrialArgs) -> anyhow::Result<()> {
+    let server = sandbox_server().await?;
+    let (sdk, running) =
+        in_process_emulator(&arguments.run.region, arguments.emulator_profile).await?;
+    // Bound before the KUBECONFIG line, so that a busy port fails before anything is printed.
+    let operator = Operator::bind(
+        arguments.run,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        server.client(),
+        sdk,
+    )
+    .await?;
+    let served = serve_sandbox(&server, &arguments.listen, arguments.kubeconfig).await?;
+    println!(
+        "health and metrics on http://{}/metrics",
+        operator.address()
+    );
+    operator.run(shutdown_signal()).await?;
+    drop(served);
+    running.shutdown().await?;
+    Ok(())
 }
 
 #[cfg(feature = "test-apiserver")]
 async fn run_sandbox(arguments: SandboxArgs) -> anyhow::Result<()> {
-    init_tracing();
-    let (_served, _client) = start_sandbox(&arguments.listen, arguments.kubeconfig).await?;
-    tokio::signal::ctrl_c()
-        .await
-        .context("failed to wait for ctrl-c")?;
+    let server = sandbox_server().await?;
+    let _served = serve_sandbox(&server, &arguments.listen, arguments.kubeconfig).await?;
+    shutdown_signal().await;
     Ok(())
 }
 
-/// Serves the in-memory Kubernetes API with the CRDs and a `default` namespace on `address`,
-/// prints how to reach it, and returns it with a client for it.
+/// The in-memory Kubernetes API with the CRDs and a `default` namespace.
 #[cfg(feature = "test-apiserver")]
-async fn start_sandbox(
-    address: &str,
-    kubeconfig: Option<PathBuf>,
-) -> anyhow::Result<(healthlake_operator::apiserver::ServedApi, kube::Client)> {
+async fn sandbox_server() -> anyhow::Result<healthlake_operator::apiserver::ApiServer> {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Api, PostParams};
 
@@ -157,6 +285,16 @@ async fn start_sandbox(
     let _ = Api::<Namespace>::all(server.client())
         .create(&PostParams::default(), &default)
         .await;
+    Ok(server)
+}
+
+/// Serves `server` on `address` and prints how to reach it.
+#[cfg(feature = "test-apiserver")]
+async fn serve_sandbox(
+    server: &healthlake_operator::apiserver::ApiServer,
+    address: &str,
+    kubeconfig: Option<PathBuf>,
+) -> anyhow::Result<healthlake_operator::apiserver::ServedApi> {
     let served = server.serve(address).await?;
     let kubeconfig = match kubeconfig {
         Some(path) => {
@@ -168,18 +306,12 @@ async fn start_sandbox(
     };
     println!("in-memory kubernetes api on {}", served.url());
     println!("export KUBECONFIG={}", kubeconfig.display());
-    Ok((served, server.client()))
+    Ok(served)
 }
 
+#[cfg(feature = "emulator")]
 async fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
-    use healthlake_operator::emulator::Quotas;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    use healthlake_operator::emulator::{self, EmulatorConfig, Quotas};
     let mut config = EmulatorConfig {
         region: arguments.region,
         account_id: arguments.account_id,
@@ -194,62 +326,8 @@ async fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
     }
     let running = emulator::start(config, &arguments.listen).await?;
     tracing::info!(endpoint = %running.endpoint_url(), "healthlake emulator listening");
-    tokio::signal::ctrl_c()
-        .await
-        .context("failed to wait for ctrl-c")?;
+    shutdown_signal().await;
     running.shutdown().await?;
-    Ok(())
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,aws_config=warn")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
-}
-
-async fn cluster_client() -> anyhow::Result<kube::Client> {
-    kube::Client::try_default()
-        .await
-        .context("failed to connect to kubernetes")
-}
-
-async fn run_operator(args: RunArgs, client: kube::Client) -> anyhow::Result<()> {
-    let mut settings = SdkSettings::new(args.region.clone());
-    // Kept alive for as long as the operator runs.
-    let mut in_process_emulator = None;
-    let sdk = if args.emulator {
-        let config = EmulatorConfig {
-            region: args.region.clone(),
-            ..EmulatorConfig::default()
-        }
-        .with_profile(args.emulator_profile);
-        let running = emulator::start(config, "127.0.0.1:0")
-            .await
-            .context("failed to start the in-process emulator")?;
-        tracing::warn!(endpoint = %running.endpoint_url(), "running against the in-process HealthLake emulator: nothing reaches AWS");
-        settings = settings.with_endpoint_url(running.endpoint_url());
-        in_process_emulator = Some(running);
-        SdkHealthLake::with_static_credentials(settings)
-    } else {
-        if let Some(endpoint_url) = &args.endpoint_url {
-            settings = settings.with_endpoint_url(endpoint_url.clone());
-        }
-        SdkHealthLake::from_default_chain(settings).await
-    };
-    let limits = args
-        .rate_limits
-        .config()
-        .context("invalid rate limit flags")?;
-    let healthlake: Arc<dyn HealthLake> =
-        Arc::new(RateLimited::new(sdk, limits).context("invalid rate limit flags")?);
-    healthlake_operator::run::run(args, client, healthlake).await?;
-    if let Some(running) = in_process_emulator {
-        running.shutdown().await?;
-    }
     Ok(())
 }
 

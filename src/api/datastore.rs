@@ -201,7 +201,7 @@ pub enum PreloadDataType {
 }
 
 /// How clients authenticate to the datastore's FHIR endpoint.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("self.authorizationStrategy == 'AWS_AUTH' || has(self.metadata)")
@@ -233,6 +233,28 @@ pub struct IdentityProviderConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = patterns::LAMBDA_ARN_MIN, max = patterns::LAMBDA_ARN_MAX), regex(pattern = patterns::LAMBDA_ARN))]
     pub idp_lambda_arn: Option<String>,
+}
+
+// `Debug` (objects reach logs through it) leaves the SMART configuration document out.
+impl std::fmt::Debug for IdentityProviderConfiguration {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("IdentityProviderConfiguration")
+            .field("authorization_strategy", &self.authorization_strategy)
+            .field(
+                "fine_grained_authorization_enabled",
+                &self.fine_grained_authorization_enabled,
+            )
+            .field(
+                "metadata",
+                &self
+                    .metadata
+                    .as_ref()
+                    .map(|document| format!("<redacted, {} elements>", document.len())),
+            )
+            .field("idp_lambda_arn", &self.idp_lambda_arn)
+            .finish()
+    }
 }
 
 fn smart_metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

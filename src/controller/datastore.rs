@@ -24,6 +24,7 @@ const STALE_WRITE_ATTEMPTS: usize = 3;
 
 /// Reconciles one FHIRDatastore through the finalizer helper.
 pub async fn reconcile(object: Arc<FHIRDatastore>, context: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
     let meta = object_meta(object.as_ref())?;
     let api: Api<FHIRDatastore> = Api::namespaced(context.client.clone(), &meta.namespace);
     let result = finalizer(&api, DATASTORE_FINALIZER, object, |event| async {
@@ -34,12 +35,13 @@ pub async fn reconcile(object: Arc<FHIRDatastore>, context: Arc<Context>) -> Res
     })
     .await
     .map_err(|error| Error::Finalizer(Box::new(error)));
-    context.metrics.reconciled(
+    context.metrics.reconciled_in(
         KIND,
         result.is_ok()
             || result
                 .as_ref()
                 .is_err_and(|error| error.pending().is_some()),
+        started.elapsed(),
     );
     result
 }
@@ -149,9 +151,6 @@ async fn cleanup(
             Some(datastore_id) => Ok(Observed::Gone { datastore_id }),
             None => Ok(Observed::Absent),
         }
-    } else if status.region.is_none() && status.datastore_id.is_none() {
-        // Never reconciled: no AWS call was ever made for the object.
-        Ok(Observed::Absent)
     } else {
         let lookup = decide::lookup(&object.spec, &status, &meta);
         observe(context, &region, &lookup, &meta).await

@@ -303,8 +303,12 @@ fn error_policy<K: JobKind>(object: Arc<K>, error: &Error, context: Arc<JobConte
 }
 
 async fn reconcile<K: JobKind>(object: Arc<K>, context: Arc<JobContext>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
     let result = reconcile_job(object.as_ref(), &context).await;
-    context.shared.metrics.reconciled(K::KIND, result.is_ok());
+    context
+        .shared
+        .metrics
+        .reconciled_in(K::KIND, result.is_ok(), started.elapsed());
     result
 }
 

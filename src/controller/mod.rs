@@ -6,6 +6,7 @@
 
 mod datastore;
 mod errors;
+pub mod health;
 mod job;
 pub mod metrics;
 
@@ -113,6 +114,8 @@ pub struct Context {
     pub errors: ErrorTracker,
     /// Where "now" comes from.
     pub clock: Clock,
+    /// What the controllers report to `/healthz` and `/readyz`.
+    pub health: Arc<health::Health>,
 }
 
 impl Context {
@@ -140,7 +143,14 @@ impl Context {
             metrics,
             errors,
             clock: Arc::new(jiff::Timestamp::now),
+            health: Arc::default(),
         }
+    }
+
+    /// The same context reporting the controllers' health to `health`.
+    pub fn with_health(mut self, health: Arc<health::Health>) -> Self {
+        self.health = health;
+        self
     }
 
     /// The same context reading time from `clock`.
@@ -181,8 +191,8 @@ impl Context {
         }
     }
 
-    /// Whether a Stalled object may call AWS now (see [`ErrorTracker::stalled`]): objects that are
-    /// not stalled at their current generation always may.
+    /// Whether a Stalled object (or one waiting for an account quota) may call AWS now (see
+    /// [`ErrorTracker::stalled`]): objects not held at their current generation always may.
     /// A wait comes back no longer than the resync interval (see [`Requeue::SlowRetry`]).
     fn hold<K: Resource>(
         &self,
@@ -190,7 +200,7 @@ impl Context {
         meta: &ObjectMeta,
         conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
     ) -> Hold {
-        match stall::stalled_since(conditions, meta.generation) {
+        match stall::held_since(conditions, meta.generation) {
             Some(since) => match self.errors.stalled(
                 &meta.uid,
                 meta.generation,
@@ -416,6 +426,9 @@ fn relevant_change<K: Resource>(object: &K) -> Option<u64> {
 /// most of an object's size), and the stream of relevant changes that drives a controller.
 /// `observe` sees every watch event after it reached the cache (jobs index themselves by datastore
 /// with it, and forget deleted objects).
+///
+/// Inside a task started by [`run`], the watch reports to the controller's health (watch
+/// errors, recovery, the initial list) and its cache feeds the `objects` gauge.
 fn watched<K>(
     api: Api<K>,
     observe: impl Fn(&watcher::Event<K>, &Store<K>) + Send + 'static,
@@ -424,12 +437,35 @@ fn watched<K>(
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send,
 )
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + metrics::HasConditions
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (reader, writer) = reflector::store();
     let cache = reader.clone();
+    let report = REPORT.try_with(Clone::clone).ok();
+    if let Some(report) = &report {
+        report.metrics.count_objects(report.kind, reader.clone());
+    }
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .inspect(move |event| {
+            if let Some(report) = &report {
+                match event {
+                    Ok(watcher::Event::InitDone) => {
+                        report.health.watch_ok();
+                        report.health.synced();
+                    }
+                    Ok(_) => report.health.watch_ok(),
+                    Err(error) => report.health.watch_failed(error, std::time::Instant::now()),
+                }
+            }
+        })
         .modify(|object: &mut K| object.meta_mut().managed_fields = None)
         .reflect(writer)
         .inspect(move |event| {
@@ -484,11 +520,23 @@ impl SharedDatastores {
     }
 
     /// The watch that feeds the cache and every subscriber; it must be polled for any of them
-    /// to see a change.
-    fn start(mut self) -> impl std::future::Future<Output = ()> + Send {
+    /// to see a change. It reports to the FHIRDatastore controller's health and feeds the
+    /// `objects` gauge.
+    fn start(mut self, report: Report) -> impl std::future::Future<Output = ()> + Send {
         let writer = self.writer.take().expect("started once");
+        report
+            .metrics
+            .count_objects(report.kind, self.store.clone());
         watcher(self.api, watcher::Config::default().any_semantic())
             .default_backoff()
+            .inspect(move |event| match event {
+                Ok(watcher::Event::InitDone) => {
+                    report.health.watch_ok();
+                    report.health.synced();
+                }
+                Ok(_) => report.health.watch_ok(),
+                Err(error) => report.health.watch_failed(error, std::time::Instant::now()),
+            })
             .modify(|object: &mut FHIRDatastore| object.meta_mut().managed_fields = None)
             .reflect_shared(writer)
             .for_each(|event| async move {
@@ -497,6 +545,51 @@ impl SharedDatastores {
                 }
             })
     }
+}
+
+impl<K: job::JobKind> metrics::HasConditions for K {
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+        self.job_status().map_or(&[], |status| {
+            crate::decide::job::JobRecord::conditions(status)
+        })
+    }
+}
+
+/// Where the watch of the controller task being polled reports: set by [`run`] around each
+/// controller task, read by [`watched`], so that every controller's watch reports without
+/// threading the handles through each controller's constructor.
+#[derive(Clone)]
+struct Report {
+    kind: &'static str,
+    health: health::ControllerHealth,
+    metrics: Arc<Metrics>,
+}
+
+tokio::task_local! {
+    static REPORT: Report;
+}
+
+/// Registers a controller of `kind` (in `scope`, a namespace) with the health report.
+fn report_of(context: &Context, kind: &'static str, scope: Option<&str>) -> Report {
+    let name = match scope {
+        Some(namespace) => format!("{kind} in {namespace}"),
+        None => kind.to_owned(),
+    };
+    Report {
+        kind,
+        health: context.health.controller(name),
+        metrics: context.metrics.clone(),
+    }
+}
+
+/// Runs one controller task under its health report: its watch reports through [`watched`],
+/// and its end counts as a stopped controller (a failure unless the operator is shutting down).
+fn reported(
+    report: Report,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let health = report.health.clone();
+    REPORT.scope(report, health.run_until_stopped(task))
 }
 
 /// Logs what a controller's output stream reports that nobody else does: a failing watch (the
@@ -534,6 +627,7 @@ pub async fn run(
     for scope in scopes {
         let datastores = SharedDatastores::new(scoped_api(&context.client, scope.as_deref()));
         let config = controller_config(&context.settings);
+        let datastore_report = report_of(&context, "FHIRDatastore", scope.as_deref());
         let datastore_store = datastores.store.clone();
         let datastore_changes = changed(datastores.subscribe(), |datastore: &FHIRDatastore| {
             relevant_change(datastore).unwrap_or_default()
@@ -544,7 +638,8 @@ pub async fn run(
             Controller::for_shared_stream(datastore_changes, datastore_store.clone())
                 .with_config(config.clone());
         let shutdown_signal = wait_for(stopped.clone());
-        tasks.spawn(
+        tasks.spawn(reported(
+            datastore_report.clone(),
             datastore_controller
                 .graceful_shutdown_on(shutdown_signal)
                 .run(
@@ -553,25 +648,31 @@ pub async fn run(
                     context.clone(),
                 )
                 .for_each(|result| report_watch_failure("FHIRDatastore", result)),
-        );
-        tasks.spawn(job::run::<FHIRImportJob>(
-            context.clone(),
-            scope.clone(),
-            import_trigger,
-            datastore_store.clone(),
-            config.clone(),
-            wait_for(stopped.clone()),
         ));
-        tasks.spawn(job::run::<FHIRExportJob>(
-            context.clone(),
-            scope.clone(),
-            export_trigger,
-            datastore_store,
-            config,
-            wait_for(stopped.clone()),
+        tasks.spawn(reported(
+            report_of(&context, "FHIRImportJob", scope.as_deref()),
+            job::run::<FHIRImportJob>(
+                context.clone(),
+                scope.clone(),
+                import_trigger,
+                datastore_store.clone(),
+                config.clone(),
+                wait_for(stopped.clone()),
+            ),
+        ));
+        tasks.spawn(reported(
+            report_of(&context, "FHIRExportJob", scope.as_deref()),
+            job::run::<FHIRExportJob>(
+                context.clone(),
+                scope.clone(),
+                export_trigger,
+                datastore_store,
+                config,
+                wait_for(stopped.clone()),
+            ),
         ));
         let mut stop_watch = stopped.clone();
-        let watch = datastores.start();
+        let watch = datastores.start(datastore_report);
         tasks.spawn(async move {
             tokio::select! {
                 () = watch => {}
@@ -580,6 +681,7 @@ pub async fn run(
         });
     }
     shutdown.await;
+    context.health.shutting_down();
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
 }

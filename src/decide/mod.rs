@@ -277,14 +277,14 @@ pub fn on_error(
             set_phase(
                 conditions,
                 Phase::Progressing,
-                "AccountQuotaReached",
+                stall::ACCOUNT_QUOTA_REASON,
                 &text,
                 generation,
                 now,
             );
             (
                 Requeue::SlowRetry,
-                Some(Notice::warning("AccountQuotaReached", text)),
+                Some(Notice::warning(stall::ACCOUNT_QUOTA_REASON, text)),
             )
         }
         HealthLakeError::Throttled { message } => {

@@ -66,14 +66,22 @@ pub enum Hold {
     Wait(Duration),
 }
 
-/// When the object stalled at its current generation: the Stalled condition's
-/// `lastTransitionTime`, if it is True and describes `generation`.
-pub fn stalled_since(conditions: &[Condition], generation: Option<i64>) -> Option<Timestamp> {
+/// The reason of an object that waits for an account-wide quota: `Reconciling`, yet held to the
+/// same slow schedule as a stall, since only a change outside Kubernetes ends the wait.
+pub const ACCOUNT_QUOTA_REASON: &str = "AccountQuotaReached";
+
+/// When the object started waiting on the slow schedule at its current generation: the
+/// `lastTransitionTime` of its Stalled condition, or of its Reconciling condition while that waits
+/// for an account quota, if it is True and describes `generation`.
+pub fn held_since(conditions: &[Condition], generation: Option<i64>) -> Option<Timestamp> {
     conditions
         .iter()
-        .find(|condition| condition.type_ == ConditionType::Stalled.as_str())
-        .filter(|condition| {
-            condition.status == "True" && condition.observed_generation == generation
+        .find(|condition| {
+            condition.status == "True"
+                && condition.observed_generation == generation
+                && (condition.type_ == ConditionType::Stalled.as_str()
+                    || (condition.type_ == ConditionType::Reconciling.as_str()
+                        && condition.reason == ACCOUNT_QUOTA_REASON))
         })
         .map(|condition| condition.last_transition_time.0)
 }
@@ -152,6 +160,38 @@ mod tests {
                 hold(schedule(), at(0), at(elapsed), attempts),
                 (expected, after),
                 "{elapsed}s after the stall with {attempts} retries made"
+            );
+        }
+    }
+
+    fn condition(type_: &str, status: &str, reason: &str, generation: i64) -> Condition {
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message: String::new(),
+            observed_generation: Some(generation),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(0)),
+        }
+    }
+
+    #[test]
+    fn stalls_and_account_quota_waits_are_held_at_their_generation_only() {
+        let cases = [
+            (condition("Stalled", "True", "AccessDenied", 2), Some(at(0))),
+            (condition("Stalled", "True", "AccessDenied", 1), None),
+            (condition("Stalled", "False", "Active", 2), None),
+            (
+                condition("Reconciling", "True", ACCOUNT_QUOTA_REASON, 2),
+                Some(at(0)),
+            ),
+            (condition("Reconciling", "True", "Creating", 2), None),
+        ];
+        for (condition, expected) in cases {
+            assert_eq!(
+                held_since(std::slice::from_ref(&condition), Some(2)),
+                expected,
+                "{condition:?}"
             );
         }
     }

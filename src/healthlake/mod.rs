@@ -122,8 +122,8 @@ pub struct Encryption {
     pub kms_key_id: Option<String>,
 }
 
-/// Identity provider settings asked for at creation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Identity provider settings asked for at creation. `Debug` leaves the SMART document out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct IdentityProvider {
     /// The authorization strategy.
     pub authorization_strategy: AuthorizationStrategy,
@@ -133,6 +133,49 @@ pub struct IdentityProvider {
     pub metadata: Option<String>,
     /// The Lambda function that decodes access tokens.
     pub idp_lambda_arn: Option<String>,
+}
+
+/// Stands for a SMART configuration document in `Debug` output, which may reach logs: it can
+/// hold client details an operator would not want copied into a log pipeline.
+pub(crate) struct Redacted<'a>(pub(crate) &'a Option<String>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(text) => write!(formatter, "<redacted, {} bytes>", text.len()),
+            None => formatter.write_str("None"),
+        }
+    }
+}
+
+impl std::fmt::Debug for IdentityProvider {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("IdentityProvider")
+            .field("authorization_strategy", &self.authorization_strategy)
+            .field(
+                "fine_grained_authorization_enabled",
+                &self.fine_grained_authorization_enabled,
+            )
+            .field("metadata", &Redacted(&self.metadata))
+            .field("idp_lambda_arn", &self.idp_lambda_arn)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ReportedIdentityProvider {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ReportedIdentityProvider")
+            .field("authorization_strategy", &self.authorization_strategy)
+            .field(
+                "fine_grained_authorization_enabled",
+                &self.fine_grained_authorization_enabled,
+            )
+            .field("metadata", &Redacted(&self.metadata))
+            .field("idp_lambda_arn", &self.idp_lambda_arn)
+            .finish()
+    }
 }
 
 /// Everything CreateFHIRDatastore needs.
@@ -167,8 +210,8 @@ pub struct DatastoreSummary {
     pub status: DatastoreStatus,
 }
 
-/// Identity provider settings as AWS reports them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Identity provider settings as AWS reports them. `Debug` leaves the SMART document out.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ReportedIdentityProvider {
     /// The authorization strategy, in AWS's spelling.
     pub authorization_strategy: String,
@@ -375,4 +418,30 @@ pub trait HealthLake: Send + Sync {
         datastore_id: &'a str,
         job_id: &'a str,
     ) -> BoxFuture<'a, Result<Job>>;
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_holds_the_smart_document() {
+        let document = r#"{"token_endpoint":"https://idp.example/token","client_secret":"s3cr3t"}"#;
+        let asked = IdentityProvider {
+            authorization_strategy: AuthorizationStrategy::SmartOnFhir,
+            fine_grained_authorization_enabled: Some(true),
+            metadata: Some(document.to_owned()),
+            idp_lambda_arn: None,
+        };
+        let reported = ReportedIdentityProvider {
+            authorization_strategy: "SMART_ON_FHIR".to_owned(),
+            metadata: Some(document.to_owned()),
+            ..ReportedIdentityProvider::default()
+        };
+        for debug in [format!("{asked:?}"), format!("{reported:?}")] {
+            assert!(!debug.contains("s3cr3t"), "{debug}");
+            assert!(!debug.contains("token_endpoint"), "{debug}");
+            assert!(debug.contains("<redacted, 71 bytes>"), "{debug}");
+        }
+    }
 }

@@ -49,15 +49,16 @@ async fn the_emulator_command_serves_the_sdk_and_logs_each_call() {
             "datastore",
         ])
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start the emulator command");
-    let stdout = child.stdout.take().expect("piped stdout");
+    // Logs go to stderr.
+    let stderr = child.stderr.take().expect("piped stderr");
     let _guard = ChildGuard(child);
     let (sender, lines) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if sender.send(line).is_err() {
                 break;
             }

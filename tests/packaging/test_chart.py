@@ -298,17 +298,6 @@ def test_the_app_version_is_the_crate_version():
     assert chart["appVersion"] == version
 
 
-# Variables that other work in progress adds to `healthlake-operator run`; the chart sets them
-# already. Remove a name from here once src/ declares it.
-PENDING_VARIABLES = {
-    "HEALTHLAKE_OPERATOR_LOG_FORMAT",
-    "HEALTHLAKE_OPERATOR_STALLED_RETRY_SECONDS",
-    "HEALTHLAKE_OPERATOR_STALLED_RETRY_MAX_SECONDS",
-    "HEALTHLAKE_OPERATOR_DATASTORE_STUCK_SECONDS",
-    "HEALTHLAKE_OPERATOR_JOB_STUCK_SECONDS",
-}
-
-
 def test_every_operator_variable_the_chart_sets_is_one_the_operator_reads():
     declared = set()
     for path in (REPOSITORY / "src").rglob("*.rs"):
@@ -317,7 +306,7 @@ def test_every_operator_variable_the_chart_sets_is_one_the_operator_reads():
     chart_sets = {name for values in VALUE_SETS.values()
                   for name in environment(operator_container(only(render(values), "Deployment")))
                   if name.startswith("HEALTHLAKE_OPERATOR_") or name in {"POD_NAMESPACE", "RUST_LOG"}}
-    unknown = chart_sets - declared - PENDING_VARIABLES
+    unknown = chart_sets - declared
     assert unknown == set(), f"the chart sets variables the operator does not read: {sorted(unknown)}"
 
 
