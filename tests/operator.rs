@@ -2,6 +2,8 @@
 //! Kubernetes API.
 
 mod operator {
+    mod account_quotas;
+    mod adoption;
     mod crash;
     mod datastore;
     pub mod harness;

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
     Notice, ObjectMeta, Phase, Requeue, Step, TAKING_LONG, on_error, phase_changed, set_phase,
-    worth_sending,
+    set_waiting, worth_sending,
 };
 use crate::api::{
     ConditionType, DatastoreStatus, DeletionPolicy, FHIRDatastoreSpec, FHIRDatastoreStatus,
@@ -502,9 +502,10 @@ fn present(
                 )
             } else {
                 let message = tag_message(id, &add, &remove);
-                set_phase(
+                // The datastore serves requests while its tags change: a Ready one stays Ready
+                // and the sync shows in Reconciling.
+                set_waiting(
                     &mut status.conditions,
-                    Phase::Progressing,
                     "SyncingTags",
                     &message,
                     generation,

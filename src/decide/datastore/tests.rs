@@ -676,3 +676,40 @@ fn unchanged_phase_sends_no_event_and_keeps_transition_times() {
         "nothing changed, so no status patch"
     );
 }
+
+#[test]
+fn a_ready_datastore_stays_ready_while_its_tags_sync() {
+    let meta = meta("patients");
+    let in_sync = present(DatastoreStatus::Active);
+    let ready = apply(&DatastoreInput {
+        meta: &meta,
+        spec: &spec(),
+        status: &FHIRDatastoreStatus::default(),
+        region: "us-east-1",
+        observed: &in_sync,
+        stuck_after: Duration::from_secs(7200),
+        now: now(),
+    });
+    let mut changed = spec();
+    changed
+        .tags
+        .insert("project".to_owned(), "migration".to_owned());
+    let syncing = apply(&DatastoreInput {
+        meta: &meta,
+        spec: &changed,
+        status: &ready.status,
+        region: "us-east-1",
+        observed: &in_sync,
+        stuck_after: Duration::from_secs(7200),
+        now: now() + jiff::SignedDuration::from_secs(60),
+    });
+    assert!(matches!(syncing.action, DatastoreAction::SyncTags { .. }));
+    assert_eq!(
+        phase(&syncing),
+        [
+            is("True", "Active"),
+            is("True", "SyncingTags"),
+            is("False", "SyncingTags"),
+        ]
+    );
+}
