@@ -356,3 +356,6 @@ pub(crate) mod fixtures {
             .unwrap_or_else(|| ("absent".to_owned(), String::new()))
     }
 }
+
+#[cfg(test)]
+mod tests;
