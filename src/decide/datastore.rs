@@ -7,7 +7,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Notice, ObjectMeta, Phase, Requeue, Step, on_error, phase_changed, set_phase};
+use super::{
+    Notice, ObjectMeta, Phase, Requeue, Step, keep_transition_times, on_error, phase_changed,
+    set_phase,
+};
 use crate::api::{
     ConditionType, DatastoreStatus, DeletionPolicy, FHIRDatastoreSpec, FHIRDatastoreStatus,
     IdentityProviderStatus, OWNER_NAME_TAG, OWNER_UID_TAG, RESERVED_TAG_PREFIX,
@@ -435,7 +438,9 @@ pub fn apply(input: &DatastoreInput<'_>) -> Decision {
         }
     };
 
-    let notice = notice.filter(|_| phase_changed(&input.status.conditions, &status.conditions));
+    let notice = notice.filter(|notice| {
+        notice.reason == TAKING_LONG || phase_changed(&input.status.conditions, &status.conditions)
+    });
     Decision {
         action,
         status,
@@ -598,6 +603,8 @@ pub fn cleanup(input: &DatastoreInput<'_>) -> Decision {
     let generation = input.meta.generation;
     let now = input.now;
     let mut status = input.status.clone();
+    // Deleting the object moves its generation on; the conditions written below describe it.
+    status.observed_generation = generation;
     if let Observed::Present { datastore, tags } = input.observed {
         record(&mut status, datastore, tags);
     }
@@ -791,6 +798,7 @@ pub fn settle(
             }));
         }
     }
+    keep_transition_times(&input.status.conditions, &mut status.conditions);
     keep_ids(input.status, &mut status);
     Settled {
         status,
@@ -860,6 +868,11 @@ pub(crate) fn reconciling_since(status: &FHIRDatastoreStatus) -> Option<Timestam
         .map(|condition| condition.last_transition_time.0)
 }
 
+/// The reason of the one warning about a phase that lasts far longer than HealthLake takes. The
+/// phase itself does not change, so this event is the one that is sent without a change of
+/// conditions ([`with_stuck_warning`] sends it once).
+pub(crate) const TAKING_LONG: &str = "TakingLong";
+
 /// Adds "longer than usual" to the message of a phase that started `since` and has lasted more
 /// than `stuck_after`, with a Warning the first time (when the previous message did not say so).
 pub(crate) fn with_stuck_warning(
@@ -886,7 +899,7 @@ pub(crate) fn with_stuck_warning(
                 .message
                 .contains("longer than HealthLake usually takes")
     });
-    let notice = (!warned_before).then(|| Notice::warning("TakingLong", message.clone()));
+    let notice = (!warned_before).then(|| Notice::warning(TAKING_LONG, message.clone()));
     (message, notice)
 }
 

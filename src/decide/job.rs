@@ -6,8 +6,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::datastore::{Settled, with_stuck_warning};
-use super::{Notice, ObjectMeta, Phase, Requeue, Step, on_error, phase_changed, set_phase};
+use super::datastore::{Settled, TAKING_LONG, with_stuck_warning};
+use super::{
+    Notice, ObjectMeta, Phase, Requeue, Step, keep_transition_times, on_error, phase_changed,
+    set_phase,
+};
 use crate::api::{
     ConditionType, DatastoreReference, FHIRDatastore, FHIRExportJobSpec, FHIRExportJobStatus,
     FHIRImportJobSpec, FHIRImportJobStatus, JobProgress, JobStatus,
@@ -488,7 +491,10 @@ pub fn decide<S: JobRecord>(input: &JobInput<'_, S>) -> JobDecision<S> {
     } else {
         (JobAction::None, requeue)
     };
-    let notice = notice.filter(|_| phase_changed(input.status.conditions(), status.conditions()));
+    let notice = notice.filter(|notice| {
+        notice.reason == TAKING_LONG
+            || phase_changed(input.status.conditions(), status.conditions())
+    });
     JobDecision {
         action,
         status,
@@ -702,6 +708,7 @@ pub fn settle<S: JobRecord>(
             }));
         }
     }
+    keep_transition_times(input.status.conditions(), status.conditions_mut());
     status.keep_ids(input.status);
     Settled {
         status,

@@ -196,21 +196,8 @@ fn every_error_class_read_or_act_on_every_prior_phase() {
                     "{case}: the event names what was attempted: {}",
                     notice.message
                 );
+                assert_transitions(&before, &conditions, now(), &case);
                 for condition in &conditions {
-                    let unchanged = before.iter().find(|old| old.type_ == condition.type_);
-                    match unchanged {
-                        Some(old) if old.status == condition.status => assert_eq!(
-                            condition.last_transition_time, old.last_transition_time,
-                            "{case}: {} did not change status, so its transition time stays",
-                            condition.type_
-                        ),
-                        _ => assert_eq!(
-                            condition.last_transition_time.0,
-                            now(),
-                            "{case}: {} changed status now",
-                            condition.type_
-                        ),
-                    }
                     let kept_ready = expected[0] == phase_of(&before)[0]
                         && condition.type_ == "Ready"
                         && matches!(row.effect, Effect::Wait(_))
@@ -287,5 +274,29 @@ fn messages_say_what_to_do() {
             others_quiet,
             "{error:?}: only the holding condition explains"
         );
+    }
+}
+
+/// Asserts what README promises: a condition whose status did not change keeps its
+/// `lastTransitionTime`, and one that changed moved to `now`.
+pub(crate) fn assert_transitions(
+    before: &[Condition],
+    after: &[Condition],
+    now: jiff::Timestamp,
+    case: &str,
+) {
+    for condition in after {
+        match before.iter().find(|old| old.type_ == condition.type_) {
+            Some(old) if old.status == condition.status => assert_eq!(
+                condition.last_transition_time, old.last_transition_time,
+                "{case}: {} stayed {}, so its lastTransitionTime stays",
+                condition.type_, condition.status
+            ),
+            _ => assert_eq!(
+                condition.last_transition_time.0, now,
+                "{case}: {} became {} now",
+                condition.type_, condition.status
+            ),
+        }
     }
 }
