@@ -171,9 +171,12 @@ fn input<'a>(
     }
 }
 
+/// `apply` or `cleanup`.
+type DecideWith = fn(&DatastoreInput<'_>) -> Decision;
+
 /// `decide` (apply or cleanup), then `settle` with `outcome`: one reconcile.
 fn reconcile(
-    decide_with: fn(&DatastoreInput<'_>) -> Decision,
+    decide_with: DecideWith,
     meta: &ObjectMeta,
     spec: &FHIRDatastoreSpec,
     status: &FHIRDatastoreStatus,
@@ -675,7 +678,7 @@ fn apply_table_every_prior_by_every_observation() {
 /// A reconcile whose action was called, and how its outcome settles on every prior.
 struct OutcomeRow {
     name: String,
-    decide_with: fn(&DatastoreInput<'_>) -> Decision,
+    decide_with: DecideWith,
     adopted: bool,
     observed: Observed,
     outcome: Outcome,
@@ -749,13 +752,7 @@ fn outcome_rows() -> Vec<OutcomeRow> {
             managed: Managed::Prior,
         },
     ];
-    let calls: [(
-        &str,
-        fn(&DatastoreInput<'_>) -> Decision,
-        bool,
-        Observed,
-        Option<_>,
-    ); 4] = [
+    let calls: [(&str, DecideWith, bool, Observed, Option<_>); 4] = [
         ("create", apply, false, absent(), None),
         (
             "sync tags",

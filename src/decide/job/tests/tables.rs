@@ -193,6 +193,9 @@ fn prior<S: Kind>(which: Prior) -> S {
     }
 }
 
+/// An event's reason and whether it is a Warning, if one is sent.
+type Event = Option<(&'static str, bool)>;
+
 fn is(status: &str, reason: &str) -> (String, String) {
     (status.to_owned(), reason.to_owned())
 }
@@ -310,7 +313,7 @@ fn the_priors_are_what_their_names_say<S: Kind>() {
 
 fn not_started_table<S: Kind>() {
     // target → action, conditions, requeue, event (sent when the conditions change)
-    let rows: [(Aim, bool, (Phase, &str), Requeue, Option<(&str, bool)>); 4] = [
+    let rows = [
         (
             Aim::Ready,
             true,
@@ -564,7 +567,7 @@ fn running_table<S: Kind>() {
 
 fn ended_table<S: Kind>() {
     // ttlSecondsAfterFinished (the job ended an hour ago) → action, requeue, event
-    let rows: [(Option<i32>, JobAction, Requeue, Option<(&str, bool)>); 5] = [
+    let rows: [(Option<i32>, JobAction, Requeue, Event); 5] = [
         (None, JobAction::None, Requeue::AwaitChange, None),
         (
             Some(0),
