@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
-    Notice, ObjectMeta, Phase, Requeue, Step, TAKING_LONG, on_error, phase_changed, set_phase,
-    set_waiting, worth_sending,
+    Notice, ObjectMeta, Phase, Requeue, Step, TAKING_LONG, keep_transition_times, on_error,
+    phase_changed, set_phase, set_waiting, worth_sending,
 };
 use crate::api::{
     ConditionType, DatastoreStatus, DeletionPolicy, FHIRDatastoreSpec, FHIRDatastoreStatus,
@@ -603,6 +603,8 @@ pub fn cleanup(input: &DatastoreInput<'_>) -> Decision {
     let generation = input.meta.generation;
     let now = input.now;
     let mut status = input.status.clone();
+    // Deleting the object moves its generation on; the conditions written below describe it.
+    status.observed_generation = generation;
     if let Observed::Present { datastore, tags } = input.observed {
         record(&mut status, datastore, tags);
     }
@@ -796,6 +798,7 @@ pub fn settle(
             }));
         }
     }
+    keep_transition_times(&input.status.conditions, &mut status.conditions);
     keep_ids(input.status, &mut status);
     Settled {
         status,

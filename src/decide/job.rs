@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::datastore::{Settled, with_stuck_warning};
 use super::{
-    Notice, ObjectMeta, Phase, Requeue, Step, on_error, phase_changed, set_phase, worth_sending,
+    Notice, ObjectMeta, Phase, Requeue, Step, keep_transition_times, on_error, phase_changed,
+    set_phase, worth_sending,
 };
 use crate::api::{
     ConditionType, DatastoreReference, FHIRDatastore, FHIRExportJobSpec, FHIRExportJobStatus,
@@ -705,6 +706,7 @@ pub fn settle<S: JobRecord>(
             }));
         }
     }
+    keep_transition_times(input.status.conditions(), status.conditions_mut());
     status.keep_ids(input.status);
     Settled {
         status,

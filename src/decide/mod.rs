@@ -184,6 +184,23 @@ pub(crate) fn worth_sending(notice: &Notice, old: &[Condition], new: &[Condition
     notice.reason == TAKING_LONG || phase_changed(old, new)
 }
 
+/// Puts back the `lastTransitionTime` of every condition whose status is the one it had in
+/// `previous`. A decision and the outcome of its action are settled in one step and may pass
+/// through another status on the way (Stalled, then Reconciling for the retry, then Stalled
+/// again); only what is written is a transition.
+pub(crate) fn keep_transition_times(previous: &[Condition], next: &mut [Condition]) {
+    for condition in next.iter_mut() {
+        if let Some(old) = previous
+            .iter()
+            .find(|old| old.type_ == condition.type_ && old.status == condition.status)
+        {
+            condition
+                .last_transition_time
+                .clone_from(&old.last_transition_time);
+        }
+    }
+}
+
 /// True when a condition's status or reason changed: only then is a Normal event worth sending.
 pub(crate) fn phase_changed(old: &[Condition], new: &[Condition]) -> bool {
     fn key(condition: &Condition) -> (&str, &str, &str) {
@@ -366,3 +383,6 @@ pub(crate) mod fixtures {
             .unwrap_or_else(|| ("absent".to_owned(), String::new()))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -38,17 +38,37 @@ impl RetrySchedule {
     }
 
     /// How long after the stall retry `attempt` is due.
+    ///
+    /// The gaps stop changing after a few dozen attempts at most (once capped, or once `first`
+    /// has doubled 31 times), so the rest is one multiplication: any attempt number is cheap.
     pub fn due_at(&self, attempt: u32) -> Duration {
-        (1..=attempt).fold(Duration::ZERO, |total, n| total.saturating_add(self.gap(n)))
+        let mut total = Duration::ZERO;
+        let mut n = 1u32;
+        while n <= attempt {
+            let gap = self.gap(n);
+            if gap == self.gap(n.saturating_add(1)) {
+                return total.saturating_add(gap.saturating_mul(attempt - n + 1));
+            }
+            total = total.saturating_add(gap);
+            n += 1;
+        }
+        total
     }
 
-    /// How many retries are due `elapsed` after the stall.
+    /// How many retries are due `elapsed` after the stall (at most `u32::MAX`).
     pub fn due(&self, elapsed: Duration) -> u32 {
         let mut attempts = 0u32;
         let mut at = Duration::ZERO;
         loop {
-            let next = at.saturating_add(self.gap(attempts + 1));
-            if next > elapsed || attempts == u32::MAX {
+            let gap = self.gap(attempts.saturating_add(1));
+            if gap == self.gap(attempts.saturating_add(2)) {
+                // Every later gap is this one (never zero, see `gap`).
+                let more = elapsed.saturating_sub(at).as_nanos() / gap.as_nanos().max(1);
+                return u32::try_from(u128::from(attempts).saturating_add(more))
+                    .unwrap_or(u32::MAX);
+            }
+            let next = at.saturating_add(gap);
+            if next > elapsed {
                 return attempts;
             }
             attempts += 1;
@@ -101,8 +121,15 @@ pub fn hold(
     if due > attempts {
         (Hold::Act, due)
     } else {
-        let next = schedule.due_at(attempts + 1);
-        (Hold::Wait(next.saturating_sub(elapsed)), attempts)
+        let next = schedule.due_at(attempts.saturating_add(1));
+        // Only a count that can grow no more leaves `next` behind `elapsed`: wait a whole gap
+        // rather than not at all.
+        let wait = if next > elapsed {
+            next - elapsed
+        } else {
+            schedule.gap(u32::MAX)
+        };
+        (Hold::Wait(wait), attempts)
     }
 }
 
@@ -192,6 +219,116 @@ mod tests {
                 held_since(std::slice::from_ref(&condition), Some(2)),
                 expected,
                 "{condition:?}"
+            );
+        }
+    }
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn odd_schedules_are_capped_and_never_hot() {
+        // (first ms, max ms, attempt) → gap ms
+        let cases = [
+            (300_000, 3_600_000, 0, 300_000),
+            (300_000, 3_600_000, 32, 3_600_000),
+            (300_000, 3_600_000, u32::MAX, 3_600_000),
+            // A cap below the first wait wins from the first retry on.
+            (300_000, 120_000, 1, 120_000),
+            (300_000, 120_000, u32::MAX, 120_000),
+            // A zero schedule still waits a millisecond.
+            (0, 0, 1, 1),
+            (0, 3_600_000, u32::MAX, 1),
+            // Doubling stops after 31 steps, and saturates instead of overflowing.
+            (1, u64::MAX, u32::MAX, 1 << 31),
+            (u64::MAX, u64::MAX, 40, u64::MAX),
+        ];
+        for (first, max, attempt, expected) in cases {
+            let schedule = RetrySchedule {
+                first: ms(first),
+                max: ms(max),
+            };
+            assert_eq!(
+                schedule.gap(attempt),
+                ms(expected),
+                "gap {attempt} of {first}..{max} ms"
+            );
+        }
+    }
+
+    #[test]
+    fn due_counts_agree_with_counting_one_by_one() {
+        let schedules = [
+            (300_000, 3_600_000),
+            (300_000, 120_000),
+            (0, 0),
+            (7, 1_000),
+            (1_000, 1_000),
+            (3, u64::MAX),
+        ];
+        for (first, max) in schedules {
+            let schedule = RetrySchedule {
+                first: ms(first),
+                max: ms(max),
+            };
+            let mut at = Duration::ZERO;
+            for attempt in 1..=60u32 {
+                at = at.saturating_add(schedule.gap(attempt));
+                assert_eq!(
+                    schedule.due_at(attempt),
+                    at,
+                    "{first}..{max} ms: due_at({attempt})"
+                );
+                assert_eq!(
+                    schedule.due(at),
+                    attempt,
+                    "{first}..{max} ms: due at {at:?}"
+                );
+                assert_eq!(
+                    schedule.due(at.saturating_sub(ms(1))),
+                    attempt - 1,
+                    "{first}..{max} ms: due just before {at:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn huge_attempt_numbers_and_elapsed_times_are_cheap_and_never_panic() {
+        let hours = |n: u64| Duration::from_secs(3600 * n);
+        // 300 + 600 + 1200 + 2400 s, then an hour each.
+        assert_eq!(
+            schedule().due_at(u32::MAX),
+            Duration::from_secs(4500 + (u64::from(u32::MAX) - 4) * 3600)
+        );
+        assert_eq!(schedule().due(hours(10) + Duration::from_secs(4500)), 14);
+        assert_eq!(schedule().due(Duration::MAX), u32::MAX);
+
+        // (schedule, seconds since the stall, retries already made) → (hold, retries made)
+        let zero = RetrySchedule {
+            first: Duration::ZERO,
+            max: Duration::ZERO,
+        };
+        let century = 100 * 365 * 86_400;
+        let cases = [
+            (
+                schedule(),
+                86_400,
+                u32::MAX,
+                Hold::Wait(schedule().due_at(u32::MAX) - Duration::from_secs(86_400)),
+                u32::MAX,
+            ),
+            (schedule(), century, 0, Hold::Act, 876_002),
+            // After u32::MAX one-millisecond retries the count cannot grow: wait, never spin.
+            (zero, century, 0, Hold::Act, u32::MAX),
+            (zero, century, u32::MAX, Hold::Wait(ms(1)), u32::MAX),
+        ];
+        for (schedule, elapsed, attempts, expected, after) in cases {
+            assert_eq!(
+                hold(schedule, at(0), at(elapsed), attempts),
+                (expected, after),
+                "{schedule:?}: {elapsed}s after the stall with {attempts} retries made"
             );
         }
     }

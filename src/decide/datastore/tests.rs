@@ -7,6 +7,9 @@ use super::*;
 use crate::api::{ErrorCategory, ErrorCause, FhirVersion};
 use crate::decide::fixtures::{condition, meta, now};
 
+/// Prior status × what AWS reported × what came of the action.
+mod tables;
+
 fn spec() -> FHIRDatastoreSpec {
     FHIRDatastoreSpec {
         datastore_name: None,

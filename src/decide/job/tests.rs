@@ -5,6 +5,9 @@ use crate::api::{FHIRDatastoreSpec, FHIRDatastoreStatus};
 use crate::decide::fixtures::{condition, meta, now};
 use crate::healthlake::ProgressReport;
 
+/// Prior status × target × observation × outcome, for both job kinds.
+mod tables;
+
 fn job(status: JobStatus) -> Job {
     Job {
         job_id: "job-1".to_owned(),
