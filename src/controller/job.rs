@@ -373,9 +373,14 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
             _ => None,
         })
         .unwrap_or_else(|| context.settings.default_region.clone());
+    // A job stalled by its reference (its datastore failed) starts the moment the datastore is
+    // Ready again; only stalls from a failed AWS call wait for the slow schedule.
     let calls_aws = decide::needs_describe(&status)
         || (status.job_id().is_none() && matches!(target, Target::Ready { .. }));
-    if calls_aws && let Hold::Wait(wait) = context.hold(object, &meta, status.conditions()) {
+    if calls_aws
+        && !decide::stalled_by_reference(status.conditions())
+        && let Hold::Wait(wait) = context.hold(object, &meta, status.conditions())
+    {
         return Ok(Action::requeue(wait));
     }
 

@@ -366,6 +366,24 @@ pub fn is_terminal(status: &JobStatus) -> bool {
     )
 }
 
+/// Reasons a job is Stalled for by its reference alone, without any AWS call having failed: such a
+/// job is looked at again as soon as its datastore changes, never held to the slow retry schedule.
+pub const REFERENCE_STALLS: &[&str] = &[
+    "DatastoreFailed",
+    "CrossNamespaceReference",
+    "DatastoreIdRefsDisabled",
+    "MissingDatastoreReference",
+];
+
+/// True when the job is Stalled for one of the [`REFERENCE_STALLS`].
+pub fn stalled_by_reference(conditions: &[Condition]) -> bool {
+    conditions.iter().any(|condition| {
+        condition.type_ == ConditionType::Stalled.as_str()
+            && condition.status == "True"
+            && REFERENCE_STALLS.contains(&condition.reason.as_str())
+    })
+}
+
 /// True when the controller should call Describe*Job: a job was started and has not ended.
 pub fn needs_describe<S: JobRecord>(status: &S) -> bool {
     status.job_id().is_some() && !status.job_status().is_some_and(is_terminal)

@@ -423,3 +423,55 @@ async fn a_job_on_a_stalled_datastore_starts_by_itself_once_the_datastore_recove
         "one denied, one created"
     );
 }
+
+/// A job stalled only because its datastore is (here: the datastore's resync read was denied, so
+/// it goes from Stalled straight back to Ready once permitted) starts the moment the datastore is
+/// Ready again, sooner than the job's own slow retry would come: it is not held to the schedule of
+/// stalls that a failed call caused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_stalled_by_its_datastore_starts_as_soon_as_the_datastore_is_ready_again() {
+    let rig = Rig::start().await;
+    let datastores = rig.api::<FHIRDatastore>();
+    let imports = rig.api::<FHIRImportJob>();
+    create_ready(&rig, "patients", "  deletionPolicy: Delete\n").await;
+    rig.emulator.inject(Fault::AccessDenied {
+        operation: Operation::DescribeFhirDatastore,
+    });
+    wait_for(
+        &datastores,
+        "patients",
+        "Stalled by a denied resync",
+        |object| {
+            stalled_reason(object.status.as_ref().map(|status| &status.conditions)).as_deref()
+                == Some("AccessDenied")
+        },
+    )
+    .await;
+    // The job comes a little later than the datastore's stall, so its own retry would be due
+    // later than the datastore's.
+    rig.advance(Duration::from_secs(10));
+    imports
+        .create(&PostParams::default(), &import_job("nightly", "patients"))
+        .await
+        .expect("admitted");
+    wait_for(
+        &imports,
+        "nightly",
+        "Stalled, its datastore failed",
+        |object| job_stalled_reason(object).as_deref() == Some("DatastoreFailed"),
+    )
+    .await;
+
+    rig.emulator.clear_faults();
+    rig.advance(Duration::from_secs(50));
+    wait_for(&datastores, "patients", "Ready again", ready).await;
+    let started = wait_for(
+        &imports,
+        "nightly",
+        "started without a clock advance",
+        |object| job_status(object).is_some(),
+    )
+    .await;
+    assert_eq!(job_stalled_reason(&started), None, "no longer Stalled");
+    assert_eq!(rig.calls(Operation::StartFhirImportJob), 1);
+}
