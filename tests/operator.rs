@@ -7,4 +7,5 @@ mod operator {
     pub mod harness;
     mod jobs;
     mod quota;
+    mod recovery;
 }

@@ -32,7 +32,7 @@ fn export_job(name: &str, datastore: &str) -> FHIRExportJob {
     manifest("FHIRExportJob", name, &spec)
 }
 
-fn import_status(object: &FHIRImportJob) -> Option<String> {
+pub fn import_status(object: &FHIRImportJob) -> Option<String> {
     object
         .status
         .as_ref()
