@@ -9,9 +9,10 @@
 //! is made within a fraction of a second; [`QUIET`] is long enough for one that is not due to
 //! have shown up if the operator were to make it.
 //!
-//! Before the change (commit d51608a) failure memory was keyed by kind/namespace/name, terminal
-//! errors were held until the generation changed, and there was no slow retry: every test here
-//! waited forever for a call that never came.
+//! Before the change (commit d51608a) failure memory was keyed by kind/namespace/name and lived
+//! only in the process, terminal errors were held until the generation changed, and there was no
+//! slow retry: run against that commit, every test here fails (seven wait in vain for a call or a
+//! status that never comes; the restart test sees a call the hold should have prevented).
 
 use std::time::Duration;
 
@@ -310,8 +311,8 @@ async fn a_datastore_whose_creation_was_denied_is_created_once_permitted() {
 /// AWS, full of data) and shows Stalled; once the permission is granted the slow retry deletes
 /// the datastore in AWS and releases the finalizer, with no restart.
 ///
-/// Before: the stall was held until the generation changed, which no longer happens to an object
-/// being deleted; the finalizer stayed forever and the wait for DELETING timed out.
+/// Before: the stall was held until the generation changed; the finalizer stayed, the datastore
+/// stayed ACTIVE in AWS, and the wait for DELETING timed out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finalizer_held_by_a_denied_delete_is_released_once_permitted() {
     let rig = Rig::start().await;
@@ -427,7 +428,8 @@ async fn a_new_retry_at_annotation_retries_at_once_and_only_once() {
 /// object before the schedule says so, and then exactly one. A second job created after the
 /// restart (and denied too) shows that the new controllers are running and calling AWS.
 ///
-/// Before: no retry ever, so the final wait for the scheduled attempt timed out.
+/// Before: the hold lived only in the process's memory, so the restarted operator called
+/// StartFHIRImportJob for the Stalled job at once (two calls where one was expected).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_the_hold_without_calling_aws() {
     let mut rig = Rig::start().await;
