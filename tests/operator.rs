@@ -10,6 +10,7 @@ mod operator {
     mod jobs;
     mod quota;
     mod readiness;
+    mod recovery;
     mod regions;
     mod stuck;
     mod watches;

@@ -103,7 +103,7 @@ async fn apply(
         )
         .await?
         {
-            Written::Done => Ok(context.action(object, &meta, Requeue::Soon)),
+            Written::Done => Ok(context.action(object, &meta, Requeue::Soon, context.now())),
             Written::Stale => Ok(Action::requeue(std::time::Duration::from_millis(100))),
         };
     }
@@ -124,9 +124,10 @@ async fn apply(
             Step::Acted { observed, outcome }
         }
     };
+    let decided_at = context.now();
     let settled =
         settle_and_write(api, object, &meta, &region, &step, context, decide::apply).await?;
-    Ok(context.action(object, &meta, settled.requeue))
+    Ok(context.action(object, &meta, settled.requeue, decided_at))
 }
 
 async fn cleanup(
@@ -183,6 +184,7 @@ async fn cleanup(
             Step::Acted { observed, outcome }
         }
     };
+    let decided_at = context.now();
     let settled =
         settle_and_write(api, object, &meta, &region, &step, context, decide::cleanup).await?;
     let requeue = match settled.requeue {
@@ -190,7 +192,7 @@ async fn cleanup(
         other => other,
     };
     Err(Error::CleanupPending(
-        context.action(object, &meta, requeue),
+        context.action(object, &meta, requeue, decided_at),
     ))
 }
 

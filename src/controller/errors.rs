@@ -142,9 +142,9 @@ impl ErrorTracker {
         })
     }
 
-    /// The wait before the next slow retry of an object that just failed with a stalling error
-    /// at `generation`, its `retry-at` annotation being `retry_at`. A first failure at this
-    /// generation starts the schedule now.
+    /// The wait before the next slow retry of an object that failed with a stalling error at
+    /// `generation` (known at `now`, before its status was written), its `retry-at` annotation
+    /// being `retry_at`. A first failure at this generation starts the schedule at `now`.
     pub fn slow_retry(
         &self,
         uid: &str,

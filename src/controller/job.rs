@@ -439,6 +439,7 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
         }
     };
 
+    let decided_at = context.now();
     let mut current = object.clone();
     for _ in 0..STALE_WRITE_ATTEMPTS {
         let status = current.job_status().cloned().unwrap_or_default();
@@ -475,7 +476,7 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
                 for notice in &settled.notices {
                     context.publish(object, notice, "Reconcile").await;
                 }
-                return Ok(context.action(object, &meta, settled.requeue));
+                return Ok(context.action(object, &meta, settled.requeue, decided_at));
             }
             Written::Stale => current = api.get(&meta.name).await?,
         }

@@ -166,7 +166,16 @@ impl Context {
 
     /// Turns a decision's requeue into a kube-runtime action, with jitter so that many objects
     /// created together do not poll in lockstep. Success forgets the object's past failures.
-    fn action<K: Resource>(&self, object: &K, meta: &ObjectMeta, requeue: Requeue) -> Action {
+    /// `decided_at` is when the reconcile knew its outcome, read before the status was written:
+    /// a stall's slow retries are timed from it (as its Stalled condition's `lastTransitionTime`
+    /// is), not from whenever this runs after the status write and the events.
+    fn action<K: Resource>(
+        &self,
+        object: &K,
+        meta: &ObjectMeta,
+        requeue: Requeue,
+        decided_at: jiff::Timestamp,
+    ) -> Action {
         if !matches!(requeue, Requeue::Backoff | Requeue::SlowRetry) {
             self.errors.succeeded(&meta.uid);
         }
@@ -179,7 +188,7 @@ impl Context {
             // call, and it keeps a clock that jumps from stranding the object.
             Requeue::SlowRetry => Action::requeue(jitter(
                 self.errors
-                    .slow_retry(&meta.uid, meta.generation, retry_at(object), self.now())
+                    .slow_retry(&meta.uid, meta.generation, retry_at(object), decided_at)
                     .min(self.settings.resync),
                 5,
             )),

@@ -1,5 +1,6 @@
 //! Import and export jobs end to end: waiting for the datastore, every status, progress, the
-//! per-datastore queue, errors that stall without retry loops, and references that are refused.
+//! per-datastore queue, errors that stall without retry loops (their slow retries are in
+//! `recovery.rs`), and references that are refused.
 
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ fn export_job(name: &str, datastore: &str) -> FHIRExportJob {
     manifest("FHIRExportJob", name, &spec)
 }
 
-fn import_status(object: &FHIRImportJob) -> Option<String> {
+pub fn import_status(object: &FHIRImportJob) -> Option<String> {
     object
         .status
         .as_ref()
@@ -278,6 +279,11 @@ async fn twenty_jobs_on_one_datastore_queue_and_finish_in_order() {
     );
 }
 
+/// A ValidationException on start stalls the job with AWS's message, and the operator does not
+/// retry it on its poll schedule: ten poll intervals of real time later there is still one call.
+/// A Stalled object is retried only on the slow schedule, which runs on the emulator's clock
+/// (first retry `stalled_retry_base` = 60 s after the stall in `fast_settings`); this test never
+/// advances that clock, so no retry comes due. The slow retries themselves are in `recovery.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validation_error_stalls_without_a_retry_loop() {
     let rig = Rig::start().await;
@@ -317,11 +323,16 @@ async fn a_validation_error_stalls_without_a_retry_loop() {
         "{}",
         stall.message
     );
-    // Ten poll intervals later there is still exactly one call: no retry loop.
+    // Ten poll intervals (`poll_long`, 50 ms) later there is still exactly one call: no retry
+    // loop. The emulator's clock stands still, so the slow retry is not due either.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rig.calls(Operation::StartFhirImportJob), 1);
 }
 
+/// AccessDenied on start stalls the job without a job id, and the operator does not retry it on
+/// its poll schedule: ten poll intervals of real time later there is still one call. As above,
+/// the slow retry runs on the emulator's clock, which this test never advances (see
+/// `recovery.rs` for the retries once it does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_denied_stalls_without_a_retry_loop() {
     let rig = Rig::start().await;
