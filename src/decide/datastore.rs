@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
-    Notice, ObjectMeta, Phase, Requeue, Step, TAKING_LONG, keep_transition_times, on_error,
-    phase_changed, set_phase, set_waiting, worth_sending,
+    Notice, ObjectMeta, Phase, Requeue, Step, TAKING_LONG, keep_transition_times, set_phase,
+    set_waiting, settle_failure, worth_sending,
 };
 use crate::api::{
     ConditionType, DatastoreStatus, DeletionPolicy, FHIRDatastoreSpec, FHIRDatastoreStatus,
@@ -783,19 +783,14 @@ pub fn settle(
             );
         }
         Outcome::Failed { error, action } => {
-            let (next, notice) = on_error(
+            requeue = settle_failure(
+                &input.status.conditions,
                 &mut status.conditions,
-                error,
-                action,
-                Step::Act,
+                &mut notices,
+                (error, action, Step::Act),
                 generation,
                 now,
             );
-            requeue = next;
-            notices.retain(|notice| notice.warning);
-            notices.extend(notice.filter(|notice| {
-                notice.warning || phase_changed(&input.status.conditions, &status.conditions)
-            }));
         }
     }
     keep_transition_times(&input.status.conditions, &mut status.conditions);
@@ -818,20 +813,15 @@ pub fn unobserved(
 ) -> Settled<FHIRDatastoreStatus> {
     let mut status = input_status.clone();
     status.observed_generation = meta.generation;
-    let (requeue, notice) = on_error(
+    let mut notices = Vec::new();
+    let requeue = settle_failure(
+        &input_status.conditions,
         &mut status.conditions,
-        error,
-        action,
-        Step::Observe,
+        &mut notices,
+        (error, action, Step::Observe),
         meta.generation,
         now,
     );
-    let notices = notice
-        .filter(|notice| {
-            notice.warning || phase_changed(&input_status.conditions, &status.conditions)
-        })
-        .into_iter()
-        .collect();
     Settled {
         status,
         requeue,

@@ -8,8 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::datastore::{Settled, with_stuck_warning};
 use super::{
-    Notice, ObjectMeta, Phase, Requeue, Step, keep_transition_times, on_error, phase_changed,
-    set_phase, worth_sending,
+    Notice, ObjectMeta, Phase, Requeue, Step, keep_transition_times, phase_changed, set_phase,
+    settle_failure, worth_sending,
 };
 use crate::api::{
     ConditionType, DatastoreReference, FHIRDatastore, FHIRExportJobSpec, FHIRExportJobStatus,
@@ -709,19 +709,14 @@ pub fn settle<S: JobRecord>(
             notices.push(Notice::normal("Started", message));
         }
         JobOutcome::Failed { error, action } => {
-            let (next, notice) = on_error(
+            requeue = settle_failure(
+                input.status.conditions(),
                 status.conditions_mut(),
-                error,
-                action,
-                Step::Act,
+                &mut notices,
+                (error, action, Step::Act),
                 generation,
                 now,
             );
-            requeue = next;
-            notices.retain(|notice| notice.warning);
-            notices.extend(notice.filter(|notice| {
-                notice.warning || phase_changed(input.status.conditions(), status.conditions())
-            }));
         }
     }
     keep_transition_times(input.status.conditions(), status.conditions_mut());
@@ -744,20 +739,15 @@ pub fn unobserved<S: JobRecord>(
 ) -> Settled<S> {
     let mut status = input_status.clone();
     status.set_observed_generation(meta.generation);
-    let (requeue, notice) = on_error(
+    let mut notices = Vec::new();
+    let requeue = settle_failure(
+        input_status.conditions(),
         status.conditions_mut(),
-        error,
-        action,
-        Step::Observe,
+        &mut notices,
+        (error, action, Step::Observe),
         meta.generation,
         now,
     );
-    let notices = notice
-        .filter(|notice| {
-            notice.warning || phase_changed(input_status.conditions(), status.conditions())
-        })
-        .into_iter()
-        .collect();
     Settled {
         status,
         requeue,

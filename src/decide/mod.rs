@@ -253,6 +253,25 @@ fn set_waiting(
     );
 }
 
+/// Settles a failed call on `conditions` (which were `prior` before the reconcile): the new
+/// conditions, the requeue, and the events that still go out. Of the decision's own `notices`
+/// only warnings stay (what was about to happen did not); the failure's event goes out when it is
+/// a warning or the phase changed. One step for every kind, after a read or an action.
+pub(crate) fn settle_failure(
+    prior: &[Condition],
+    conditions: &mut Vec<Condition>,
+    notices: &mut Vec<Notice>,
+    failure: (&HealthLakeError, &str, Step),
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Requeue {
+    let (error, action, step) = failure;
+    let (requeue, notice) = on_error(conditions, error, action, step, generation, now);
+    notices.retain(|notice| notice.warning);
+    notices.extend(notice.filter(|notice| notice.warning || phase_changed(prior, conditions)));
+    requeue
+}
+
 /// How a failed HealthLake call changes the conditions, and when to try again.
 ///
 /// `action` says what was attempted, for the message: "create datastore patients". A read
