@@ -361,7 +361,8 @@ pub fn apply(input: &DatastoreInput<'_>) -> Decision {
         Observed::LeftBehind { datastore_id } => {
             let message = format!(
                 "datastore {datastore_id} named {} in {}, left behind by an earlier FHIRDatastore {} (deletionPolicy Retain), \
-                 still exists, so none was created: set spec.datastoreId to {datastore_id} to adopt it, or set another spec.datastoreName",
+                 still exists, so none was created: to adopt it, delete this FHIRDatastore and create it again with spec.datastoreId {datastore_id} \
+                 (the field cannot be added to an existing object), or create it with another spec.datastoreName",
                 datastore_name(input.spec, input.meta),
                 input.region,
                 owner_name(input.meta)

@@ -16,13 +16,16 @@ WATCH_RULES = [
     # src/controller/mod.rs `watched` and src/controller/job.rs `run`: kube-runtime's watcher lists
     # and watches the three kinds. Datastores: kube-runtime's finalizer helper
     # (src/controller/datastore.rs) adds and removes the cleanup finalizer with a JSON patch of
-    # the object. Nothing reads objects one by one (the job controller reads its datastore from
-    # the watcher's cache), hence no get.
-    {"apiGroups": [GROUP], "resources": ["fhirdatastores"], "verbs": ["list", "watch", "patch"]},
-    # src/controller/job.rs: a finished job past ttlSecondsAfterFinished is deleted.
+    # the object. get: when a status write meets a newer object (409), the object is read again
+    # to settle the status on the fresh copy (`settle_and_write` in src/controller/datastore.rs,
+    # `reconcile_job` in src/controller/job.rs).
+    {"apiGroups": [GROUP], "resources": ["fhirdatastores"],
+     "verbs": ["get", "list", "watch", "patch"]},
+    # src/controller/job.rs: a finished job past ttlSecondsAfterFinished is deleted; get as above.
     {"apiGroups": [GROUP], "resources": ["fhirimportjobs", "fhirexportjobs"],
-     "verbs": ["list", "watch", "delete"]},
-    # src/controller/mod.rs `write_status`: `Api::patch_status` with a JSON patch of .status.
+     "verbs": ["get", "list", "watch", "delete"]},
+    # src/controller/mod.rs `write_status`: `Api::patch_status` with a merge patch of .status
+    # carrying the resourceVersion it was computed from.
     {"apiGroups": [GROUP],
      "resources": ["fhirdatastores/status", "fhirimportjobs/status", "fhirexportjobs/status"],
      "verbs": ["patch"]},

@@ -54,10 +54,11 @@ app.kubernetes.io/component: operator
 {{/*
 The permissions the controllers use in the namespaces they watch, each justified by the code
 (tests/packaging/permissions.py holds the same list and the reasons):
-- list and watch: kube-runtime's watcher on the three kinds; patch on fhirdatastores: the
-  finalizer helper adds and removes the cleanup finalizer with a JSON patch.
+- list and watch: kube-runtime's watcher on the three kinds; get: an object is read again when
+  a status write meets a newer copy (409); patch on fhirdatastores: the finalizer helper adds
+  and removes the cleanup finalizer with a JSON patch.
 - delete on the two job kinds: ttlSecondsAfterFinished.
-- patch on the /status of the three kinds: every status write is a JSON patch of .status.
+- patch on the /status of the three kinds: every status write is a merge patch of .status.
 - update on fhirdatastores/finalizers: the finalizer the operator manages, for clusters that
   check finalizer changes against this subresource (OwnerReferencesPermissionEnforcement).
 - create and patch on events.k8s.io events: kube-runtime's Recorder creates an event, then
@@ -66,10 +67,10 @@ The permissions the controllers use in the namespaces they watch, each justified
 {{- define "healthlake-operator.watchRules" -}}
 - apiGroups: ["healthlake.fhir-operator.io"]
   resources: ["fhirdatastores"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["healthlake.fhir-operator.io"]
   resources: ["fhirimportjobs", "fhirexportjobs"]
-  verbs: ["list", "watch", "delete"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: ["healthlake.fhir-operator.io"]
   resources: ["fhirdatastores/status", "fhirimportjobs/status", "fhirexportjobs/status"]
   verbs: ["patch"]

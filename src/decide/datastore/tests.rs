@@ -389,7 +389,9 @@ fn a_datastore_left_behind_by_an_earlier_object_of_the_same_name_is_found() {
         .find(|condition| condition.type_ == "Stalled")
         .expect("stalled");
     assert!(
-        stalled.message.contains("spec.datastoreId to retained"),
+        stalled.message.contains(
+            "delete this FHIRDatastore and create it again with spec.datastoreId retained"
+        ),
         "{}",
         stalled.message
     );
