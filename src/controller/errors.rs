@@ -172,6 +172,22 @@ impl ErrorTracker {
         })
     }
 
+    /// Takes back the slow retry last counted for the object: the client-side rate limiter deferred
+    /// the call, so the retry is still to be made when budget comes, rather than at the next step
+    /// of the schedule.
+    pub fn retry_deferred(&self, uid: &str) {
+        let mut records = self
+            .records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(stall) = records
+            .get_mut(uid)
+            .and_then(|record| record.stall.as_mut())
+        {
+            stall.attempts = stall.attempts.saturating_sub(1);
+        }
+    }
+
     /// Forgets failures after a success.
     pub fn succeeded(&self, uid: &str) {
         self.forget(uid);
@@ -279,6 +295,27 @@ mod tests {
             tracker.stalled("uid-a", Some(1), at(0), Some("now please"), at(330)),
             Hold::Wait(Duration::from_secs(290)),
             "the same value does not retry again"
+        );
+    }
+
+    #[test]
+    fn a_retry_deferred_by_the_rate_limiter_is_made_when_budget_comes() {
+        let tracker = tracker();
+        tracker.slow_retry("uid-a", Some(1), None, at(0));
+        assert_eq!(
+            tracker.stalled("uid-a", Some(1), at(0), None, at(300)),
+            Hold::Act
+        );
+        tracker.retry_deferred("uid-a");
+        assert_eq!(
+            tracker.stalled("uid-a", Some(1), at(0), None, at(330)),
+            Hold::Act,
+            "the deferred retry is still due"
+        );
+        assert_eq!(
+            tracker.slow_retry("uid-a", Some(1), None, at(331)),
+            Duration::from_secs(569),
+            "the schedule doubles on from the first stall"
         );
     }
 

@@ -176,8 +176,12 @@ impl Context {
         requeue: Requeue,
         decided_at: jiff::Timestamp,
     ) -> Action {
-        if !matches!(requeue, Requeue::Backoff | Requeue::SlowRetry) {
-            self.errors.succeeded(&meta.uid);
+        match requeue {
+            Requeue::Backoff | Requeue::SlowRetry => {}
+            // The call waits for the operator's own request budget: a slow retry it belonged to
+            // has not happened yet, and is made once the budget comes.
+            Requeue::Quota(_) => self.errors.retry_deferred(&meta.uid),
+            _ => self.errors.succeeded(&meta.uid),
         }
         match requeue {
             Requeue::Soon => Action::requeue(jitter(self.settings.poll_soon, 10)),

@@ -256,7 +256,8 @@ fn set_waiting(
 /// Settles a failed call on `conditions` (which were `prior` before the reconcile): the new
 /// conditions, the requeue, and the events that still go out. Of the decision's own `notices`
 /// only warnings stay (what was about to happen did not); the failure's event goes out when it is
-/// a warning or the phase changed. One step for every kind, after a read or an action.
+/// a warning or the phase changed. One step for every kind, after a read or an action. A held
+/// object whose retry waits for the operator's own request quota keeps its conditions.
 pub(crate) fn settle_failure(
     prior: &[Condition],
     conditions: &mut Vec<Condition>,
@@ -266,6 +267,16 @@ pub(crate) fn settle_failure(
     now: Timestamp,
 ) -> Requeue {
     let (error, action, step) = failure;
+    if let HealthLakeError::WaitingForQuota { retry_after } = error
+        && stall::held_since(prior, generation).is_some()
+    {
+        // A slow retry of a held object (Stalled, or waiting for an account quota) that waits for
+        // the operator's own request budget has not happened yet: the stall stands as it was, and
+        // with it the retry schedule anchored on its conditions.
+        prior.clone_into(conditions);
+        notices.retain(|notice| notice.warning);
+        return Requeue::Quota(*retry_after);
+    }
     let (requeue, notice) = on_error(conditions, error, action, step, generation, now);
     notices.retain(|notice| notice.warning);
     notices.extend(notice.filter(|notice| notice.warning || phase_changed(prior, conditions)));

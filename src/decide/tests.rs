@@ -126,6 +126,23 @@ pub(crate) fn phase_is(phase: Phase, reason: &str) -> [(String, String); 3] {
     [ready, reconciling, stalled].map(|status| (status.to_owned(), reason.to_owned()))
 }
 
+/// What a settled step (`settle`, `unobserved`) makes of conditions that were `prior`: as
+/// [`expected_phase`], except that a held object (Stalled, or waiting for an account quota) whose
+/// retry waits for the operator's own request quota keeps its conditions: the retry has not
+/// happened yet.
+pub(crate) fn expected_settled_phase(
+    effect: Effect,
+    step: Step,
+    prior: &[(String, String); 3],
+) -> [(String, String); 3] {
+    let held =
+        prior[2].0 == "True" || prior[1] == ("True".to_owned(), "AccountQuotaReached".to_owned());
+    match effect {
+        Effect::Wait("WaitingForQuota") if held => prior.clone(),
+        _ => expected_phase(effect, step, prior),
+    }
+}
+
 /// What `effect` makes of conditions that were `prior`, for a read or an act.
 pub(crate) fn expected_phase(
     effect: Effect,

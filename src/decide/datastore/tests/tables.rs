@@ -16,7 +16,8 @@ use crate::api::{
 use crate::decide::datastore::*;
 use crate::decide::fixtures::{meta, now};
 use crate::decide::tests::{
-    Effect, assert_transitions, error_rows, expected_phase, phase_is, phase_of,
+    Effect, assert_transitions, error_rows, expected_phase, expected_settled_phase, phase_is,
+    phase_of,
 };
 use crate::decide::{ObjectMeta, Phase, Requeue, Step};
 use crate::healthlake::{Datastore, DatastoreSummary, HealthLakeError};

@@ -14,7 +14,9 @@ use crate::api::JobStatus;
 use crate::decide::datastore::Settled;
 use crate::decide::fixtures::{meta, now};
 use crate::decide::job::*;
-use crate::decide::tests::{assert_transitions, error_rows, expected_phase, phase_is, phase_of};
+use crate::decide::tests::{
+    assert_transitions, error_rows, expected_settled_phase, phase_is, phase_of,
+};
 use crate::decide::{ObjectMeta, Phase, Requeue, Step};
 use crate::healthlake::{HealthLakeError, Job, StartedJob};
 
@@ -693,7 +695,8 @@ fn start_outcome_table<S: Kind>() {
             };
             let (_, settled) = reconcile(&before, Aim::Ready, None, &outcome, None, now());
             let status = &settled.status;
-            let phase = expected_phase(row.effect, Step::Act, &phase_of(before.conditions()));
+            let phase =
+                expected_settled_phase(row.effect, Step::Act, &phase_of(before.conditions()));
             assert_eq!(phase_of(status.conditions()), phase, "{case}: conditions");
             assert_transitions(before.conditions(), status.conditions(), now(), &case);
             assert_eq!(settled.requeue, row.requeue, "{case}: requeue");
@@ -727,7 +730,8 @@ fn unobserved_table<S: Kind>() {
                 now(),
             );
             let status = &settled.status;
-            let phase = expected_phase(row.effect, Step::Observe, &phase_of(before.conditions()));
+            let phase =
+                expected_settled_phase(row.effect, Step::Observe, &phase_of(before.conditions()));
             assert_eq!(phase_of(status.conditions()), phase, "{case}: conditions");
             assert_transitions(before.conditions(), status.conditions(), now(), &case);
             assert_eq!(settled.requeue, row.requeue, "{case}: requeue");

@@ -427,7 +427,8 @@ fn outcome_table_every_prior_by_every_outcome() {
                 now(),
             );
             let status = &settled.status;
-            let phase = expected_phase(row.effect, Step::Act, &phase_of(&before.conditions));
+            let phase =
+                expected_settled_phase(row.effect, Step::Act, &phase_of(&before.conditions));
             assert_eq!(phase_of(&status.conditions), phase, "{case}: conditions");
             assert_transitions(&before.conditions, &status.conditions, now(), &case);
             assert_eq!(settled.requeue, row.requeue, "{case}: requeue");
@@ -487,7 +488,8 @@ fn unobserved_table_every_prior_by_every_error_class() {
                 now(),
             );
             let status = &settled.status;
-            let phase = expected_phase(row.effect, Step::Observe, &phase_of(&before.conditions));
+            let phase =
+                expected_settled_phase(row.effect, Step::Observe, &phase_of(&before.conditions));
             assert_eq!(phase_of(&status.conditions), phase, "{case}: conditions");
             assert_transitions(&before.conditions, &status.conditions, now(), &case);
             assert_eq!(settled.requeue, row.requeue, "{case}: requeue");
