@@ -283,7 +283,9 @@ pub fn run(cases: usize) -> Value {
     }
     std::panic::set_hook(hook);
     json!({
-        "iterations": cases,
+        "inputs": cases,
+        "iterations": cases as u64 - undecodable - generation_failures,
+        "iterations_note": "inputs whose spec and status decoded and ran through every function; the others were refused by serde, as the API's schema would refuse them",
         "panics": panics,
         "first_panic": first_panic,
         "undecodable_inputs": undecodable,
