@@ -76,8 +76,8 @@ pub fn table(results: &Value) -> String {
     let _ = writeln!(text, "date:    {}", results["date"].as_str().unwrap_or(""));
     let _ = writeln!(
         text,
-        "{:<12} {:<40} {:>14}  {}",
-        "section", "figure", "value", "target"
+        "{:<12} {:<40} {:>14}  target",
+        "section", "figure", "value"
     );
     let _ = writeln!(text, "{}", "-".repeat(80));
     for (section, figure, target) in ROWS {
