@@ -107,6 +107,7 @@ pub async fn run(workspace: &Workspace, settings: &EconomySettings) -> anyhow::R
             ))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let calls_before_jobs = emulator.counters().await?;
     let started = Instant::now();
     fail_on(objects::create_all(&client, jobs, 32).await)?;
     let timeout = Duration::from_secs(300 + settings.jobs as u64);
@@ -118,6 +119,7 @@ pub async fn run(workspace: &Workspace, settings: &EconomySettings) -> anyhow::R
         .wait_ready(Kind::Export, exports, timeout, AdvanceClock(&emulator))
         .await?;
     let jobs_finished_in = started.elapsed().as_secs_f64();
+    let calls_to_finish = emulator.counters().await?.since(&calls_before_jobs);
     eprintln!(
         "economy: {} jobs finished in {jobs_finished_in:.1} s",
         settings.jobs
@@ -173,6 +175,7 @@ pub async fn run(workspace: &Workspace, settings: &EconomySettings) -> anyhow::R
         "by_operation": by_operation,
         "by_operation_note": "calls per object per simulated hour: job operations per finished job, the others per datastore",
         "errors": calls.errors,
+        "calls_while_jobs_ran": calls_to_finish.by_operation,
     }))
 }
 

@@ -132,6 +132,5 @@ pub async fn run(workspace: &Workspace, settings: &ScaleSettings) -> anyhow::Res
             "cpu_seconds": restart.cpu_seconds,
         },
         "rss_peak_at_start_mib": mib(restart.rss_peak_kib),
-        "sandbox_kubeconfig": sandbox.kubeconfig.display().to_string(),
     }))
 }
