@@ -137,6 +137,7 @@ pub async fn run(workspace: &Workspace, settings: &EconomySettings) -> anyhow::R
         tokio::time::sleep(hour / steps).await;
     }
     let calls = emulator.counters().await?.since(&before);
+    tracker.stop();
     operator.kill().await?;
 
     let jobs = settings.jobs.max(1) as f64;

@@ -121,6 +121,8 @@ pub struct Tracker {
     seen: Arc<Mutex<HashMap<(Kind, String), Seen>>>,
     /// Set when a watch had to relist (410 Gone): write counts are then a lower bound.
     gaps: Arc<Mutex<u32>>,
+    /// The watch tasks, stopped by [`Tracker::stop`].
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Tracker {
@@ -134,8 +136,24 @@ impl Tracker {
         self.record_list(kind, &list.items, false);
         let resource_version = list.metadata.resource_version.unwrap_or_default();
         let tracker = self.clone();
-        tokio::spawn(async move { tracker.follow(api, kind, resource_version).await });
+        let task = tokio::spawn(async move { tracker.follow(api, kind, resource_version).await });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task.abort_handle());
         Ok(())
+    }
+
+    /// Stops the watches (before their API server goes away).
+    pub fn stop(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
     }
 
     async fn follow(self, api: Api<DynamicObject>, kind: Kind, mut resource_version: String) {

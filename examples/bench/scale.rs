@@ -77,6 +77,7 @@ pub async fn run(workspace: &Workspace, settings: &ScaleSettings) -> anyhow::Res
     let (events, event_occurrences) = objects::events_about(&client, Kind::Datastore).await?;
     let calls_after_steady = emulator.counters().await?.since(&calls_before);
 
+    tracker.stop();
     // Restart with the N objects present.
     operator.kill().await?;
     let calls_before_restart = emulator.counters().await?;
