@@ -10,7 +10,7 @@ PACKAGING_REQUIREMENTS := tests/packaging/requirements.txt
 # Every copy of the generated CRDs: the canonical one, the Helm chart's and the kustomize base's.
 CRD_COPIES := charts/healthlake-operator/crds deploy/base/crds
 
-.PHONY: test fmt-check clippy unit crds crds-check production-check packaging-test trial
+.PHONY: test fmt-check clippy unit crds crds-check production-check packaging-test trial bench
 
 test: fmt-check clippy unit crds-check production-check packaging-test
 
@@ -66,3 +66,11 @@ production-check:
 # The local trial: in-memory Kubernetes API, HealthLake emulator and operator in one process.
 trial:
 	$(CARGO) run --release --features trial -- trial
+
+# The benchmarks of issue 11 (never part of `make test`): the release operator as its own process
+# against the in-memory Kubernetes API and the HealthLake emulator, each served in another
+# process. Prints a table and writes target/bench/results.json. BENCH_OBJECTS (default 10000),
+# BENCH_JOBS (1000), BENCH_FUZZ_CASES (2000) and BENCH_ONLY (scale,economy,fuzz) size it.
+bench:
+	$(CARGO) build --release $(FEATURES)
+	$(CARGO) run --release $(FEATURES) --example bench

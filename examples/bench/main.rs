@@ -1,0 +1,99 @@
+//! `make bench`: the operator's benchmarks (issue 11), run against the release binary.
+//!
+//! The operator runs as its own process (`healthlake-operator run`), so that the RSS and CPU
+//! time read from /proc are its own, against the in-memory Kubernetes API
+//! (`healthlake-operator sandbox`) and the HealthLake emulator (`healthlake-operator emulator`),
+//! each in another process on loopback. Prints one table and writes `target/bench/results.json`.
+//!
+//! Environment:
+//! - `BENCH_OBJECTS` (default 10000): FHIRDatastores of the scale run.
+//! - `BENCH_JOBS` (default 1000): finished jobs of the API-economy run, over 10 datastores.
+//! - `BENCH_FUZZ_CASES` (default 2000): random inputs per fuzzed decide function.
+//! - `BENCH_ONLY` (default all): a comma-separated subset of `scale,economy,fuzz`.
+//! - `BENCH_OPERATOR_BINARY` (default `target/release/healthlake-operator`).
+
+mod economy;
+mod fuzz;
+mod objects;
+mod processes;
+mod report;
+mod scale;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use processes::Workspace;
+
+fn env_number(name: &str, default: usize) -> anyhow::Result<usize> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={value:?} is not a whole number")),
+        Err(_) => Ok(default),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let binary = std::env::var_os("BENCH_OPERATOR_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/healthlake-operator"));
+    anyhow::ensure!(
+        binary.exists(),
+        "no operator binary at {}: run `cargo build --release --features trial` first",
+        binary.display()
+    );
+    let directory = root.join("target/bench");
+    std::fs::create_dir_all(&directory)
+        .with_context(|| format!("failed to create {}", directory.display()))?;
+    let workspace = Workspace { binary, directory };
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "scale,economy,fuzz".to_owned());
+    let selected = |part: &str| only.split(',').any(|chosen| chosen.trim() == part);
+
+    let mut results = json!({
+        "machine": report::machine(),
+        "date": report::date(),
+        "command": "make bench",
+        "operator_binary": workspace.binary.display().to_string(),
+    });
+    if selected("scale") {
+        let settings = scale::ScaleSettings {
+            objects: env_number("BENCH_OBJECTS", 10_000)?,
+            in_flight: 64,
+            idle_wait: Duration::from_secs(5),
+            steady_wait: Duration::from_secs(10),
+        };
+        results["scale"] = scale::run(&workspace, &settings).await?;
+    }
+    if selected("economy") {
+        let settings = economy::EconomySettings {
+            datastores: 10,
+            jobs: env_number("BENCH_JOBS", 1_000)?,
+            scale: 100.0,
+        };
+        results["api_economy"] = economy::run(&workspace, &settings).await?;
+    }
+    if selected("fuzz") {
+        results["fuzz"] = fuzz::run(env_number("BENCH_FUZZ_CASES", 2_000)?);
+    }
+    for missing in [
+        "quota_use",
+        "latency",
+        "crash_drill",
+        "fault_drill",
+        "baseline",
+    ] {
+        results[missing] = Value::Null;
+    }
+    print!("{}", report::table(&results));
+    let path = workspace.directory.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("failed to write {}", path.display()))?;
+    println!("written to {}", path.display());
+    Ok(())
+}
