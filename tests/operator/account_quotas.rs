@@ -9,7 +9,7 @@ use healthlake_operator::api::{FHIRDatastore, FHIRImportJob, OWNER_UID_TAG};
 use healthlake_operator::emulator::{CallRecord, EmulatorConfig, Operation};
 use kube::api::{Api, DeleteParams, PostParams};
 
-use super::datastore::{CREATION, create_ready, datastore, ready};
+use super::datastore::{CREATION, create_ready, datastore, has_id, ready};
 use super::harness::{Rig, condition, eventually, fast_settings, is_true, unlimited, wait_for};
 use super::jobs::import_job;
 
@@ -19,13 +19,6 @@ const DELETION: Duration = Duration::from_secs(5);
 /// Longer than two of the operator's real-time looks at a waiting object (it looks again at
 /// least every `resync`, 300 ms in the test settings): long enough for a hot loop to show.
 const QUIET: Duration = Duration::from_millis(700);
-
-fn has_id(object: &FHIRDatastore) -> bool {
-    object
-        .status
-        .as_ref()
-        .is_some_and(|status| status.datastore_id.is_some())
-}
 
 fn quota_reached(object: &FHIRDatastore) -> bool {
     object.status.as_ref().is_some_and(|status| {

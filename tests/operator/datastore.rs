@@ -28,7 +28,8 @@ pub fn ready(object: &FHIRDatastore) -> bool {
         .is_some_and(|status| is_true(&status.conditions, "Ready"))
 }
 
-fn has_id(object: &FHIRDatastore) -> bool {
+/// True once the datastore's id is in status.
+pub fn has_id(object: &FHIRDatastore) -> bool {
     object
         .status
         .as_ref()

@@ -9,7 +9,7 @@ use healthlake_operator::emulator::{ErrorType, Fault, Operation};
 use kube::api::PostParams;
 use serde::de::DeserializeOwned;
 
-use super::datastore::{CREATION, create_ready, datastore};
+use super::datastore::{CREATION, create_ready, datastore, has_id};
 use super::harness::{Rig, condition, eventually, is_true, wait_for};
 
 fn manifest<K: DeserializeOwned>(kind: &str, name: &str, yaml_spec: &str) -> K {
@@ -73,13 +73,7 @@ async fn an_import_waits_for_its_datastore_then_runs_through_every_status_with_p
         )
         .await
         .expect("admitted");
-    wait_for(&datastores, "patients", "created", |object| {
-        object
-            .status
-            .as_ref()
-            .is_some_and(|status| status.datastore_id.is_some())
-    })
-    .await;
+    wait_for(&datastores, "patients", "created", has_id).await;
     assert_eq!(
         rig.calls(Operation::StartFhirImportJob),
         0,

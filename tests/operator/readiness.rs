@@ -14,7 +14,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use tokio::task::JoinHandle;
 
-use super::datastore::{CREATION, create_ready, datastore, ready};
+use super::datastore::{CREATION, create_ready, datastore, has_id, ready};
 use super::harness::{Rig, condition, eventually, is_true, unlimited, wait_for};
 use super::jobs::import_job;
 
@@ -197,13 +197,7 @@ async fn a_resync_read_waiting_for_client_side_quota_keeps_ready() {
     )
     .await
     .expect("admitted");
-    wait_for(&api, "patients", "created", |object| {
-        object
-            .status
-            .as_ref()
-            .is_some_and(|status| status.datastore_id.is_some())
-    })
-    .await;
+    wait_for(&api, "patients", "created", has_id).await;
     // More than creation takes: the read budget is whole again (its burst) when ACTIVE is read.
     rig.advance(CREATION * 2);
     let recorded = Recorded::start(api.clone(), "patients");
@@ -308,13 +302,7 @@ async fn a_job_on_a_datastore_that_failed_to_create_is_stalled_naming_it() {
         )
         .await
         .expect("admitted");
-    wait_for(&datastores, "patients", "created", |object| {
-        object
-            .status
-            .as_ref()
-            .is_some_and(|status| status.datastore_id.is_some())
-    })
-    .await;
+    wait_for(&datastores, "patients", "created", has_id).await;
     rig.advance(CREATION);
     wait_for(&datastores, "patients", "CREATE_FAILED", |object| {
         object

@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use super::datastore::{CREATION, create_ready, datastore};
+use super::datastore::{CREATION, create_ready, datastore, has_id};
 use super::harness::{Rig, condition, eventually, fast_settings, is_true, wait_for, wait_gone};
 use super::jobs::{import_job, import_status};
 
@@ -282,13 +282,7 @@ async fn a_datastore_whose_creation_was_denied_is_created_once_permitted() {
     );
 
     rig.advance(Duration::from_secs(1));
-    wait_for(&datastores, "patients", "created", |object| {
-        object
-            .status
-            .as_ref()
-            .is_some_and(|status| status.datastore_id.is_some())
-    })
-    .await;
+    wait_for(&datastores, "patients", "created", has_id).await;
     rig.advance(CREATION);
     let ready = wait_for(&datastores, "patients", "Ready", |object| {
         object

@@ -8,7 +8,7 @@ use healthlake_operator::emulator::{EmulatorConfig, Operation, Profile};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::PostParams;
 
-use super::datastore::{datastore, ready};
+use super::datastore::{datastore, has_id, ready};
 use super::harness::{Rig, eventually, unlimited, wait_for};
 use super::jobs::import_job;
 use super::readiness::{job_condition, job_status, reconciling_reason};
@@ -131,13 +131,7 @@ async fn a_job_queued_far_longer_than_usual_is_pointed_out_once() {
         )
         .await
         .expect("admitted");
-    wait_for(&datastores, "patients", "created", |object| {
-        object
-            .status
-            .as_ref()
-            .is_some_and(|status| status.datastore_id.is_some())
-    })
-    .await;
+    wait_for(&datastores, "patients", "created", has_id).await;
     rig.advance(Duration::from_secs(25 * 60));
     wait_for(&datastores, "patients", "Ready", ready).await;
 
