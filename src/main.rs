@@ -138,6 +138,10 @@ struct EmulatorArgs {
     /// Turn AWS's request-rate quotas off.
     #[arg(long)]
     no_quotas: bool,
+    /// Run the emulator's clock this many times faster than real time: phases, quota windows
+    /// and retention all shrink by this factor (benchmarks fit an hour into a minute).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    clock_speed: u32,
 }
 
 #[tokio::main]
@@ -323,6 +327,9 @@ async fn run_emulator(arguments: EmulatorArgs) -> anyhow::Result<()> {
     .with_job_concurrency(arguments.job_concurrency);
     if arguments.no_quotas {
         config.quotas = Quotas::Off;
+    }
+    if arguments.clock_speed > 1 {
+        config.clock = emulator::ClockMode::Accelerated(arguments.clock_speed);
     }
     let running = emulator::start(config, &arguments.listen).await?;
     tracing::info!(endpoint = %running.endpoint_url(), "healthlake emulator listening");

@@ -1,4 +1,5 @@
-//! The emulator's clock: real time shifted by an offset, or frozen at an instant.
+//! The emulator's clock: real time shifted by an offset (optionally running faster than real
+//! time), or frozen at an instant.
 //!
 //! Every lifecycle is evaluated against this clock, so a test moves a datastore from CREATING
 //! to ACTIVE by advancing the clock instead of sleeping.
@@ -32,10 +33,17 @@ pub fn duration_millis(duration: Duration) -> i64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum Clock {
-    /// Real time plus an offset that grows each time the clock is advanced.
+    /// Real time plus an offset that grows each time the clock is advanced; with a `speed`
+    /// above 1, the clock runs that many times faster than real time from `since_millis` on.
     Running {
         /// Milliseconds added to real time.
         offset_millis: i64,
+        /// How many emulated milliseconds pass per real millisecond (1: real time).
+        #[serde(default = "real_speed")]
+        speed: u32,
+        /// The real time (epoch milliseconds) from which the clock runs at `speed`.
+        #[serde(default)]
+        since_millis: EpochMillis,
     },
     /// Stopped at an instant; only advancing moves it.
     Frozen {
@@ -44,12 +52,40 @@ pub enum Clock {
     },
 }
 
+fn real_speed() -> u32 {
+    1
+}
+
 impl Clock {
+    /// A clock that follows real time.
+    pub fn real_time() -> Self {
+        Clock::accelerated(1)
+    }
+
+    /// A clock that starts at real time and runs `speed` times faster (a `speed` of 0 counts
+    /// as 1): a benchmark at speed 60 sees a minute-long quota window refill in a second.
+    pub fn accelerated(speed: u32) -> Self {
+        Clock::Running {
+            offset_millis: 0,
+            speed: speed.max(1),
+            since_millis: to_epoch_millis(SystemTime::now()),
+        }
+    }
+
     /// The time the clock shows now.
     pub fn now(&self) -> EpochMillis {
         match *self {
-            Clock::Running { offset_millis } => {
-                to_epoch_millis(SystemTime::now()).saturating_add(offset_millis)
+            Clock::Running {
+                offset_millis,
+                speed,
+                since_millis,
+            } => {
+                let real = to_epoch_millis(SystemTime::now());
+                let extra = real
+                    .saturating_sub(since_millis)
+                    .max(0)
+                    .saturating_mul(i64::from(speed.max(1)) - 1);
+                real.saturating_add(offset_millis).saturating_add(extra)
             }
             Clock::Frozen { at_millis } => at_millis,
         }
@@ -59,7 +95,9 @@ impl Clock {
     pub fn advance(&mut self, by: Duration) {
         let by = duration_millis(by);
         match self {
-            Clock::Running { offset_millis } => *offset_millis = offset_millis.saturating_add(by),
+            Clock::Running { offset_millis, .. } => {
+                *offset_millis = offset_millis.saturating_add(by)
+            }
             Clock::Frozen { at_millis } => *at_millis = at_millis.saturating_add(by),
         }
     }
@@ -71,11 +109,14 @@ impl Clock {
         };
     }
 
-    /// Lets the clock run again from the time it shows now.
+    /// Lets the clock run again, at real-time speed, from the time it shows now.
     pub fn unfreeze(&mut self) {
         if let Clock::Frozen { at_millis } = *self {
+            let real = to_epoch_millis(SystemTime::now());
             *self = Clock::Running {
-                offset_millis: at_millis.saturating_sub(to_epoch_millis(SystemTime::now())),
+                offset_millis: at_millis.saturating_sub(real),
+                speed: 1,
+                since_millis: real,
             };
         }
     }
@@ -96,6 +137,29 @@ mod tests {
         assert_eq!(clock.now(), 1_000);
         clock.advance(Duration::from_secs(2));
         assert_eq!(clock.now(), 3_000);
+    }
+
+    #[test]
+    fn an_accelerated_clock_runs_faster_than_real_time() {
+        let clock = Clock::accelerated(1000);
+        let start = clock.now();
+        std::thread::sleep(Duration::from_millis(20));
+        let real = to_epoch_millis(SystemTime::now());
+        // At least 20 real milliseconds passed: at least 20 emulated seconds.
+        assert!(
+            clock.now() - start >= 20_000,
+            "moved {}",
+            clock.now() - start
+        );
+        assert!(clock.now() > real + 19_000);
+    }
+
+    #[test]
+    fn a_state_file_clock_without_speed_runs_in_real_time() {
+        let clock: Clock =
+            serde_json::from_str(r#"{"mode": "running", "offset_millis": 5000}"#).unwrap();
+        let shown = clock.now() - to_epoch_millis(SystemTime::now());
+        assert!((4_000..=5_000).contains(&shown), "offset {shown}");
     }
 
     #[test]

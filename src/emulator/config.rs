@@ -265,6 +265,9 @@ pub enum ClockMode {
     /// Follows real time (plus whatever the clock is advanced by).
     #[default]
     Running,
+    /// Starts at real time and runs this many times faster (quotas, phases and the admin
+    /// API's clock all follow it), so that a benchmark fits an hour of HealthLake into a minute.
+    Accelerated(u32),
     /// Frozen at the real time of start-up; moves only when advanced.
     Frozen,
     /// Frozen at this instant; moves only when advanced.

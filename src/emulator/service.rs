@@ -140,7 +140,8 @@ impl Emulator {
     pub fn new(config: EmulatorConfig) -> Result<Self, EmulatorError> {
         check_config(&config)?;
         let clock = match config.clock {
-            ClockMode::Running => Clock::Running { offset_millis: 0 },
+            ClockMode::Running => Clock::real_time(),
+            ClockMode::Accelerated(speed) => Clock::accelerated(speed),
             ClockMode::Frozen => Clock::Frozen {
                 at_millis: to_epoch_millis(SystemTime::now()),
             },
