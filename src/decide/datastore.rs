@@ -392,12 +392,8 @@ pub fn apply(input: &DatastoreInput<'_>) -> Decision {
                 generation,
                 now,
             );
-            let notice = Notice::normal("Creating", message);
-            (
-                DatastoreAction::Create(request),
-                Requeue::Soon,
-                Some(notice),
-            )
+            // The event comes with the outcome: `Created` once AWS accepted the request.
+            (DatastoreAction::Create(request), Requeue::Soon, None)
         }
         Observed::Gone { datastore_id } => {
             let (reason, message) = if input.spec.datastore_id.is_some()
@@ -496,11 +492,9 @@ fn present(
                     generation,
                     now,
                 );
-                (
-                    DatastoreAction::None,
-                    Requeue::Resync,
-                    Some(Notice::normal("Active", message)),
-                )
+                // What AWS does on its own shows in the conditions; events record what the
+                // operator did (at most one per object on the happy path).
+                (DatastoreAction::None, Requeue::Resync, None)
             } else {
                 let message = tag_message(id, &add, &remove);
                 // The datastore serves requests while its tags change: a Ready one stays Ready

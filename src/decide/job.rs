@@ -635,14 +635,17 @@ fn follow<S: JobRecord>(
         generation,
         now,
     );
+    // Progress AWS makes on its own (queued, running, completed) shows in the conditions; a
+    // Normal event records only what the operator did (`Started`), so that the happy path costs
+    // one event per job.
     let notice = if let Some(stuck) = stuck {
-        stuck
+        Some(stuck)
     } else if warning {
-        Notice::warning(reason, message)
+        Some(Notice::warning(reason, message))
     } else {
-        Notice::normal(reason, message)
+        None
     };
-    (requeue, Some(notice))
+    (requeue, notice)
 }
 
 /// For an ended job: delete the object once `ttlSecondsAfterFinished` has passed, else wait.
