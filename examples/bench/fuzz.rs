@@ -151,12 +151,18 @@ fn observed() -> impl Strategy<Value = Observed> {
     prop_oneof![
         Just(Observed::Absent),
         text().prop_map(|datastore_id| Observed::Gone { datastore_id }),
-        (text(), aws_status(), seconds(), tags()).prop_map(|(id, status, created, tags)| {
-            Observed::Present {
-                datastore: reported(id, status, created),
-                tags,
-            }
-        }),
+        (
+            text(),
+            aws_status(),
+            seconds(),
+            proptest::option::of(tags())
+        )
+            .prop_map(|(id, status, created, tags)| {
+                Observed::Present {
+                    datastore: reported(id, status, created),
+                    tags,
+                }
+            }),
     ]
 }
 

@@ -112,7 +112,7 @@ async fn apply(
     }
     let region = decide::region(&object.spec, &status, &context.settings.default_region);
     let lookup = decide::lookup(&object.spec, &status, &meta);
-    let step = match observe(context, &region, &lookup, &meta).await {
+    let step = match observe(context, &region, &lookup, &meta, Some(&status)).await {
         Err(error) => Step::Unobserved {
             error,
             action: format!("look up datastore of {}", meta.name),
@@ -154,7 +154,8 @@ async fn cleanup(
         }
     } else {
         let lookup = decide::lookup(&object.spec, &status, &meta);
-        observe(context, &region, &lookup, &meta).await
+        // Deleting needs no tags: the status's last reading stands.
+        observe(context, &region, &lookup, &meta, None).await
     };
     let step = match observed {
         Err(error) => Step::Unobserved {
@@ -169,6 +170,7 @@ async fn cleanup(
                     context.publish(object, notice, "Delete").await;
                 }
                 context.errors.forget(&meta.uid);
+                context.tag_readings.forget(&meta.uid);
                 return Ok(Action::await_change());
             }
             let outcome = act(context, &region, &decision.action).await;
@@ -179,6 +181,7 @@ async fn cleanup(
             {
                 // DeleteFHIRDatastore in the datastore's own (pinned) region: NotFound is gone.
                 context.errors.forget(&meta.uid);
+                context.tag_readings.forget(&meta.uid);
                 return Ok(Action::await_change());
             }
             Step::Acted { observed, outcome }
@@ -299,19 +302,73 @@ async fn act(context: &Context, region: &str, action: &DatastoreAction) -> Outco
     }
 }
 
+/// When each datastore's tags were last read (by uid, on the context's clock): a datastore in
+/// sync has them read again once per resync interval, to find tags changed outside Kubernetes,
+/// instead of on every poll. Forgotten when the object goes; empty after a restart, so that the
+/// first reconcile of each datastore reads them.
+#[derive(Default)]
+pub struct TagReadings {
+    read_at: std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
+}
+
+impl TagReadings {
+    /// Whether the datastore's tags were last read `interval` or longer ago (or never, since the
+    /// operator started).
+    fn due(&self, uid: &str, interval: std::time::Duration, now: jiff::Timestamp) -> bool {
+        let read_at = self.lock();
+        read_at
+            .get(uid)
+            .is_none_or(|at| now.duration_since(*at).unsigned_abs() >= interval || now < *at)
+    }
+
+    fn read(&self, uid: &str, now: jiff::Timestamp) {
+        self.lock().insert(uid.to_owned(), now);
+    }
+
+    /// Drops what is known about a datastore object that is gone.
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, jiff::Timestamp>> {
+        self.read_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Asks AWS what it holds for the object, as `lookup` says, in the object's pinned region.
+/// With `status` (the object is not being deleted), an ACTIVE datastore's tags are read when
+/// [`decide::tags_needed`] says so; without it, never.
 async fn observe(
     context: &Context,
     region: &str,
     lookup: &Lookup,
     meta: &ObjectMeta,
+    status: Option<&crate::api::FHIRDatastoreStatus>,
 ) -> HealthLakeResult<Observed> {
     let healthlake = context.healthlake.as_ref();
     match lookup {
         Lookup::Describe { datastore_id } => {
             match healthlake.describe_datastore(region, datastore_id).await {
                 Ok(datastore) => {
-                    let tags = tags_of(context, region, &datastore.arn, &datastore.status).await?;
+                    let now = context.now();
+                    let needed = status.is_some_and(|status| {
+                        let due = context
+                            .tag_readings
+                            .due(&meta.uid, context.settings.resync, now);
+                        decide::tags_needed(&datastore.status, status, meta, due)
+                    });
+                    let tags = if needed {
+                        let tags =
+                            tags_of(context, region, &datastore.arn, &datastore.status).await?;
+                        context.tag_readings.read(&meta.uid, now);
+                        Some(tags)
+                    } else {
+                        None
+                    };
                     Ok(Observed::Present { datastore, tags })
                 }
                 Err(HealthLakeError::NotFound { .. }) => Ok(Observed::Gone {

@@ -112,6 +112,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Per-object failure memory.
     pub errors: ErrorTracker,
+    /// When each datastore's tags were last read, for the drift check.
+    pub tag_readings: datastore::TagReadings,
     /// Where "now" comes from.
     pub clock: Clock,
     /// What the controllers report to `/healthz` and `/readyz`.
@@ -142,6 +144,7 @@ impl Context {
             settings,
             metrics,
             errors,
+            tag_readings: datastore::TagReadings::default(),
             clock: Arc::new(jiff::Timestamp::now),
             health: Arc::default(),
         }

@@ -50,8 +50,9 @@ pub enum Observed {
     Present {
         /// As DescribeFHIRDatastore reported it.
         datastore: Datastore,
-        /// As ListTagsForResource reported them.
-        tags: BTreeMap<String, String>,
+        /// As ListTagsForResource reported them; `None` when they were not read this time
+        /// (see [`tags_needed`]): the status's last reading stands.
+        tags: Option<BTreeMap<String, String>>,
     },
     /// The datastore id is known, but AWS answers that it does not exist.
     Gone {
@@ -244,7 +245,7 @@ pub fn find_owned(
     if let Some((datastore, tags)) = owned.first() {
         return Observed::Present {
             datastore: datastore.clone(),
-            tags: (*tags).clone(),
+            tags: Some((*tags).clone()),
         };
     }
     candidates
@@ -260,6 +261,45 @@ pub fn find_owned(
             datastore_id: datastore.id.clone(),
         })
         .unwrap_or(Observed::Absent)
+}
+
+/// Whether a reconcile must read the tags of a datastore DescribeFHIRDatastore just reported
+/// (one ListTagsForResource call). Only an ACTIVE datastore's tags are compared with the spec;
+/// they are read again unless the status already records them for an object that is Ready and
+/// in sync at its current generation, or when `drift_check_due` (the resync interval passed
+/// since the last reading, so that tags changed outside Kubernetes are found and put back).
+pub fn tags_needed(
+    described: &DatastoreStatus,
+    status: &FHIRDatastoreStatus,
+    meta: &ObjectMeta,
+    drift_check_due: bool,
+) -> bool {
+    if *described != DatastoreStatus::Active {
+        return false;
+    }
+    let in_sync = status.tags.is_some()
+        && status.observed_generation == meta.generation
+        && status.datastore_status == Some(DatastoreStatus::Active)
+        && true_at(&status.conditions, ConditionType::Ready, meta.generation)
+        && !true_at(
+            &status.conditions,
+            ConditionType::Reconciling,
+            meta.generation,
+        );
+    drift_check_due || !in_sync
+}
+
+/// Whether the condition of this type is True and describes `generation`.
+fn true_at(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: ConditionType,
+    generation: Option<i64>,
+) -> bool {
+    conditions.iter().any(|condition| {
+        condition.type_ == type_.as_str()
+            && condition.status == "True"
+            && condition.observed_generation == generation
+    })
 }
 
 /// The value of the owner-name tag: `<namespace>/<name>`.
@@ -430,8 +470,8 @@ pub fn apply(input: &DatastoreInput<'_>) -> Decision {
             )
         }
         Observed::Present { datastore, tags } => {
-            record(&mut status, datastore, tags);
-            present(input, &mut status, datastore, tags)
+            record(&mut status, datastore, tags.as_ref());
+            present(input, &mut status, datastore, tags.as_ref())
         }
     };
 
@@ -449,7 +489,7 @@ fn present(
     input: &DatastoreInput<'_>,
     status: &mut FHIRDatastoreStatus,
     datastore: &Datastore,
-    tags: &BTreeMap<String, String>,
+    tags: Option<&BTreeMap<String, String>>,
 ) -> (DatastoreAction, Requeue, Option<Notice>) {
     let generation = input.meta.generation;
     let now = input.now;
@@ -476,6 +516,11 @@ fn present(
         }
         DatastoreStatus::Active => {
             let managed = managed_keys(input.spec, input.status);
+            // Tags not read this time: the last reading stands. With no reading at all (which
+            // the controller never asks for) every desired tag is added again: TagResource is
+            // idempotent, and nothing is removed that was not seen.
+            let unread = BTreeMap::new();
+            let tags = tags.or(input.status.tags.as_ref()).unwrap_or(&unread);
             let (add, remove) = tag_changes(
                 &desired_tags(input.spec, input.meta),
                 tags,
@@ -601,7 +646,7 @@ pub fn cleanup(input: &DatastoreInput<'_>) -> Decision {
     // Deleting the object moves its generation on; the conditions written below describe it.
     status.observed_generation = generation;
     if let Observed::Present { datastore, tags } = input.observed {
-        record(&mut status, datastore, tags);
+        record(&mut status, datastore, tags.as_ref());
     }
     let release = |message: String| {
         (
@@ -886,7 +931,7 @@ pub(crate) fn with_stuck_warning(
 fn record(
     status: &mut FHIRDatastoreStatus,
     datastore: &Datastore,
-    tags: &BTreeMap<String, String>,
+    tags: Option<&BTreeMap<String, String>>,
 ) {
     status.datastore_id = Some(datastore.id.clone());
     status.datastore_arn = Some(datastore.arn.clone());
@@ -895,7 +940,9 @@ fn record(
     status.datastore_status = Some(datastore.status.clone());
     status.created_at = datastore.created_at.map(Time);
     status.error_cause = datastore.error_cause.clone();
-    status.tags = Some(tags.clone());
+    if let Some(tags) = tags {
+        status.tags = Some(tags.clone());
+    }
     status.identity_provider =
         datastore
             .identity_provider

@@ -281,6 +281,21 @@ async fn tags_follow_the_spec_and_changes_made_in_aws_are_undone() {
         .send()
         .await
         .expect("untagged behind the operator's back");
+    // Polls of a datastore in sync describe it without reading its tags...
+    let tag_reads = rig.calls(Operation::ListTagsForResource);
+    let describes = rig.calls(Operation::DescribeFhirDatastore);
+    eventually("the datastore is polled three more times", || async {
+        rig.calls(Operation::DescribeFhirDatastore) >= describes + 3
+    })
+    .await;
+    assert_eq!(rig.calls(Operation::ListTagsForResource), tag_reads);
+    assert_eq!(
+        rig.emulator.state().datastores[&id].tags["team"],
+        "hijacked"
+    );
+    // ...until the resync interval (300 ms here) has passed on the operator's clock: the drift
+    // check reads them and puts the declared ones back.
+    rig.advance(Duration::from_secs(1));
     eventually("the operator restores the declared tags", || async {
         rig.emulator.state().datastores[&id].tags == expected
     })

@@ -51,7 +51,7 @@ fn owned_tags() -> BTreeMap<String, String> {
 fn present(status: DatastoreStatus) -> Observed {
     Observed::Present {
         datastore: datastore(status),
-        tags: owned_tags(),
+        tags: Some(owned_tags()),
     }
 }
 
@@ -145,7 +145,7 @@ fn apply_table() {
             name: "active with drifted tags",
             observed: Observed::Present {
                 datastore: datastore(DatastoreStatus::Active),
-                tags: drifted,
+                tags: Some(drifted),
             },
             action: "sync-tags",
             ready: ("False", "SyncingTags"),
@@ -156,7 +156,7 @@ fn apply_table() {
             name: "create failed",
             observed: Observed::Present {
                 datastore: failed,
-                tags: owned_tags(),
+                tags: Some(owned_tags()),
             },
             action: "none",
             ready: ("False", "CreateFailed"),
@@ -477,7 +477,7 @@ fn adopted_datastores_get_no_owner_tag() {
         &spec,
         Observed::Present {
             datastore: datastore(DatastoreStatus::Active),
-            tags,
+            tags: Some(tags),
         },
     );
     assert_eq!(decision.action, DatastoreAction::None);
@@ -513,7 +513,7 @@ fn create_failed_copies_the_error_cause() {
         &spec(),
         Observed::Present {
             datastore: failed,
-            tags: owned_tags(),
+            tags: Some(owned_tags()),
         },
     );
     let cause = decision
@@ -654,7 +654,8 @@ fn after_create_saves_the_id_at_once() {
 #[test]
 fn unchanged_phase_sends_no_event_and_keeps_transition_times() {
     let meta = meta("patients");
-    let observed = present(DatastoreStatus::Active);
+    // A phase that sends an event when entered (a Warning): CREATE_FAILED.
+    let observed = present(DatastoreStatus::CreateFailed);
     let first = apply(&DatastoreInput {
         meta: &meta,
         spec: &spec(),
@@ -717,4 +718,93 @@ fn a_ready_datastore_stays_ready_while_its_tags_sync() {
             is("False", "SyncingTags"),
         ]
     );
+}
+
+/// The status a reconcile writes for an ACTIVE datastore in sync.
+fn in_sync_status() -> FHIRDatastoreStatus {
+    let meta = meta("patients");
+    let observed = present(DatastoreStatus::Active);
+    let decision = apply(&DatastoreInput {
+        meta: &meta,
+        spec: &spec(),
+        status: &FHIRDatastoreStatus::default(),
+        region: "us-east-1",
+        observed: &observed,
+        stuck_after: Duration::from_secs(7200),
+        now: now(),
+    });
+    assert_eq!(decision.action, DatastoreAction::None);
+    decision.status
+}
+
+#[test]
+fn tags_are_read_only_when_the_status_cannot_vouch_for_them() {
+    let meta = meta("patients");
+    let synced = in_sync_status();
+    let active = DatastoreStatus::Active;
+    // In sync at this generation: polls need no ListTagsForResource, until the drift check.
+    assert!(!tags_needed(&active, &synced, &meta, false));
+    assert!(tags_needed(&active, &synced, &meta, true));
+    // Only an ACTIVE datastore's tags are compared with the spec.
+    for other in [
+        DatastoreStatus::Creating,
+        DatastoreStatus::Deleting,
+        DatastoreStatus::CreateFailed,
+    ] {
+        assert!(!tags_needed(
+            &other,
+            &FHIRDatastoreStatus::default(),
+            &meta,
+            true
+        ));
+    }
+    // A new generation (the spec's tags may have changed), no reading yet, a status that is not
+    // Ready or still Reconciling (tags being synced): read them.
+    let newer = ObjectMeta {
+        generation: Some(2),
+        ..meta.clone()
+    };
+    assert!(tags_needed(&active, &synced, &newer, false));
+    let unread = FHIRDatastoreStatus {
+        tags: None,
+        ..synced.clone()
+    };
+    assert!(tags_needed(&active, &unread, &meta, false));
+    assert!(tags_needed(
+        &active,
+        &FHIRDatastoreStatus::default(),
+        &meta,
+        false
+    ));
+    let mut syncing = synced.clone();
+    set_waiting(
+        &mut syncing.conditions,
+        "SyncingTags",
+        "syncing",
+        Some(1),
+        now(),
+    );
+    assert!(tags_needed(&active, &syncing, &meta, false));
+}
+
+#[test]
+fn an_unread_poll_keeps_the_last_reading_and_stays_in_sync() {
+    let meta = meta("patients");
+    let synced = in_sync_status();
+    let observed = Observed::Present {
+        datastore: datastore(DatastoreStatus::Active),
+        tags: None,
+    };
+    let decision = apply(&DatastoreInput {
+        meta: &meta,
+        spec: &spec(),
+        status: &synced,
+        region: "us-east-1",
+        observed: &observed,
+        stuck_after: Duration::from_secs(7200),
+        now: now(),
+    });
+    assert_eq!(decision.action, DatastoreAction::None);
+    assert_eq!(decision.status.tags, Some(owned_tags()));
+    assert_eq!(decision.status, synced);
 }

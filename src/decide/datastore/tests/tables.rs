@@ -117,7 +117,7 @@ fn aws(status: DatastoreStatus) -> Datastore {
 fn present(status: DatastoreStatus, tags: BTreeMap<String, String>) -> Observed {
     Observed::Present {
         datastore: aws(status),
-        tags,
+        tags: Some(tags),
     }
 }
 
@@ -129,7 +129,7 @@ fn create_failed() -> Observed {
     });
     Observed::Present {
         datastore: failed,
-        tags: owned_tags(),
+        tags: Some(owned_tags()),
     }
 }
 

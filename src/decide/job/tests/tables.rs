@@ -410,11 +410,14 @@ struct RunningRow {
 }
 
 fn running_rows() -> Vec<RunningRow> {
-    let row = |status: JobStatus, phase, reason, requeue, event| RunningRow {
-        observed: Some(described(status)),
-        phase: Some((phase, reason)),
-        requeue,
-        event: Some(event),
+    // Progress AWS makes on its own sends no event; only Warnings do.
+    let row = |status: JobStatus, phase, reason, requeue, event: Option<(&'static str, bool)>| {
+        RunningRow {
+            observed: Some(described(status)),
+            phase: Some((phase, reason)),
+            requeue,
+            event,
+        }
     };
     let long = Requeue::LongOperation;
     let done = Requeue::AwaitChange;
@@ -430,77 +433,65 @@ fn running_rows() -> Vec<RunningRow> {
             Phase::Progressing,
             "Submitted",
             long,
-            ("Submitted", false),
+            None,
         ),
-        row(
-            JobStatus::Queued,
-            Phase::Progressing,
-            "Queued",
-            long,
-            ("Queued", false),
-        ),
+        row(JobStatus::Queued, Phase::Progressing, "Queued", long, None),
         row(
             JobStatus::InProgress,
             Phase::Progressing,
             "InProgress",
             long,
-            ("InProgress", false),
+            None,
         ),
         row(
             JobStatus::CancelSubmitted,
             Phase::Progressing,
             "Cancelling",
             long,
-            ("Cancelling", false),
+            None,
         ),
         row(
             JobStatus::CancelInProgress,
             Phase::Progressing,
             "Cancelling",
             long,
-            ("Cancelling", false),
+            None,
         ),
         row(
             JobStatus::CancelFailed,
             Phase::Progressing,
             "CancelFailed",
             long,
-            ("CancelFailed", true),
+            Some(("CancelFailed", true)),
         ),
-        row(
-            JobStatus::Completed,
-            Phase::Ready,
-            "Completed",
-            done,
-            ("Completed", false),
-        ),
+        row(JobStatus::Completed, Phase::Ready, "Completed", done, None),
         row(
             JobStatus::CompletedWithErrors,
             Phase::Stalled,
             "CompletedWithErrors",
             done,
-            ("CompletedWithErrors", true),
+            Some(("CompletedWithErrors", true)),
         ),
         row(
             JobStatus::Failed,
             Phase::Stalled,
             "Failed",
             done,
-            ("Failed", true),
+            Some(("Failed", true)),
         ),
         row(
             JobStatus::CancelCompleted,
             Phase::Stalled,
             "Cancelled",
             done,
-            ("Cancelled", true),
+            Some(("Cancelled", true)),
         ),
         row(
             JobStatus::Unknown("PAUSED".to_owned()),
             Phase::Progressing,
             "UnknownJobStatus",
             long,
-            ("UnknownJobStatus", true),
+            Some(("UnknownJobStatus", true)),
         ),
         RunningRow {
             observed: Some(JobObservation::Gone),

@@ -52,7 +52,7 @@ fn apply_rows() -> Vec<ApplyRow> {
             "create",
             (Phase::Progressing, "Creating"),
             Requeue::Soon,
-            Some(("Creating", false)),
+            None,
         ),
         row(
             "left behind by an earlier object: refuse to create a second",
@@ -83,7 +83,7 @@ fn apply_rows() -> Vec<ApplyRow> {
                 "none",
                 (Phase::Ready, "Active"),
                 Requeue::Resync,
-                Some(("Active", false)),
+                None,
             )
         },
         ApplyRow {
@@ -107,7 +107,7 @@ fn apply_rows() -> Vec<ApplyRow> {
                 "none",
                 (Phase::Ready, "Active"),
                 Requeue::Resync,
-                Some(("Active", false)),
+                None,
             )
         },
         ApplyRow {
@@ -272,7 +272,7 @@ fn apply_table_every_prior_by_every_observation() {
                 assert_eq!(status.datastore_status.as_ref(), Some(&datastore.status));
                 assert_eq!(
                     status.tags.as_ref(),
-                    Some(tags),
+                    tags.as_ref(),
                     "{case}: tags as AWS has them"
                 );
             }
@@ -319,7 +319,7 @@ fn outcome_rows() -> Vec<OutcomeRow> {
             outcome: Outcome::Created(summary(DatastoreStatus::Creating)),
             effect: Effect::Progress("Creating"),
             requeue: Requeue::Soon,
-            decided: Some(("Creating", false)),
+            decided: None,
             events: vec![("Created", false)],
             recorded: Some(DatastoreStatus::Creating),
             managed: Managed::Prior,
@@ -550,7 +550,7 @@ fn a_long_creation_warns_once_while_polling_goes_on() {
     slow.created_at = Some(now() - SignedDuration::from_hours(3));
     let observed = Observed::Present {
         datastore: slow,
-        tags: owned_tags(),
+        tags: Some(owned_tags()),
     };
     let (_, first) = reconcile(
         apply,
@@ -598,7 +598,7 @@ fn a_long_creation_warns_once_while_polling_goes_on() {
     undated.created_at = None;
     let observed = Observed::Present {
         datastore: undated,
-        tags: owned_tags(),
+        tags: Some(owned_tags()),
     };
     for (hours, warned) in [(0, false), (2, true)] {
         let at = now() + SignedDuration::from_hours(hours);
