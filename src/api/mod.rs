@@ -54,6 +54,13 @@ pub const OWNER_NAME_TAG: &str = "healthlake.fhir-operator.io/owner";
 /// Prefix reserved for tags the operator manages; user tags may not use it.
 pub const RESERVED_TAG_PREFIX: &str = "healthlake.fhir-operator.io/";
 
+/// Annotation the operator writes on a `FHIRDatastore` together with its finalizer, before any
+/// AWS call: the region its datastore will live in (`spec.region`, else the operator's default
+/// region at that moment). A crash after CreateFHIRDatastore and before the id reaches
+/// the status, followed by a restart under another default region, still looks for (and finds)
+/// the datastore in this region. Copied to `status.region` by the first status write.
+pub const REGION_ANNOTATION: &str = "healthlake.fhir-operator.io/region";
+
 /// Finalizer that holds a `FHIRDatastore` until AWS confirms its deletion (or it is retained).
 pub const DATASTORE_FINALIZER: &str = "healthlake.fhir-operator.io/datastore-cleanup";
 

@@ -8,7 +8,9 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 
 use super::{Context, Error, Written, object_meta, write_status};
-use crate::api::{DATASTORE_FINALIZER, DatastoreStatus, DeletionPolicy, FHIRDatastore};
+use crate::api::{
+    DATASTORE_FINALIZER, DatastoreStatus, DeletionPolicy, FHIRDatastore, REGION_ANNOTATION,
+};
 use crate::decide::datastore::{
     self as decide, DatastoreAction, DatastoreInput, Lookup, Observed, Outcome, Settled,
 };
@@ -27,14 +29,18 @@ pub async fn reconcile(object: Arc<FHIRDatastore>, context: Arc<Context>) -> Res
     let started = std::time::Instant::now();
     let meta = object_meta(object.as_ref())?;
     let api: Api<FHIRDatastore> = Api::namespaced(context.client.clone(), &meta.namespace);
-    let result = finalizer(&api, DATASTORE_FINALIZER, object, |event| async {
-        match event {
-            FinalizerEvent::Apply(object) => apply(&api, &object, &context).await,
-            FinalizerEvent::Cleanup(object) => cleanup(&api, &object, &context).await,
-        }
-    })
-    .await
-    .map_err(|error| Error::Finalizer(Box::new(error)));
+    let result = if needs_finalizer(&object) {
+        add_finalizer_and_region(&api, &object, &context).await
+    } else {
+        finalizer(&api, DATASTORE_FINALIZER, object, |event| async {
+            match event {
+                FinalizerEvent::Apply(object) => apply(&api, &object, &context).await,
+                FinalizerEvent::Cleanup(object) => cleanup(&api, &object, &context).await,
+            }
+        })
+        .await
+        .map_err(|error| Error::Finalizer(Box::new(error)))
+    };
     context.metrics.reconciled_in(
         KIND,
         result.is_ok()
@@ -44,6 +50,70 @@ pub async fn reconcile(object: Arc<FHIRDatastore>, context: Arc<Context>) -> Res
         started.elapsed(),
     );
     result
+}
+
+/// A live object without the finalizer: nothing was done for it yet.
+fn needs_finalizer(object: &FHIRDatastore) -> bool {
+    object.metadata.deletion_timestamp.is_none()
+        && !object
+            .finalizers()
+            .iter()
+            .any(|finalizer| finalizer == DATASTORE_FINALIZER)
+}
+
+/// The first write for a new object, before any AWS call: the finalizer and the region its
+/// datastore will live in ([`REGION_ANNOTATION`]), in one merge patch that carries the
+/// `resourceVersion` it was computed from (a 409 means the object changed: the next reconcile
+/// sees the newer copy). kube-runtime's finalizer helper takes over once the finalizer is there.
+/// The patch's watch event starts the next reconcile.
+async fn add_finalizer_and_region(
+    api: &Api<FHIRDatastore>,
+    object: &FHIRDatastore,
+    context: &Context,
+) -> Result<Action, Error> {
+    let status = object.status.clone().unwrap_or_default();
+    let region = decide::region(&object.spec, &status, &context.settings.default_region);
+    let mut finalizers = object.finalizers().to_vec();
+    finalizers.push(DATASTORE_FINALIZER.to_owned());
+    let mut patch = serde_json::json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": object.resource_version(),
+        }
+    });
+    if !object.annotations().contains_key(REGION_ANNOTATION) {
+        patch["metadata"]["annotations"] = serde_json::json!({ REGION_ANNOTATION: region });
+    }
+    let params = kube::api::PatchParams {
+        field_manager: Some(super::FIELD_MANAGER.to_owned()),
+        ..Default::default()
+    };
+    match api
+        .patch(
+            &object.name_any(),
+            &params,
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(Action::await_change()),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            Ok(Action::requeue(std::time::Duration::from_millis(100)))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The object's status with the region its annotation pinned, when the status has none yet.
+fn current_status(object: &FHIRDatastore) -> crate::api::FHIRDatastoreStatus {
+    decide::with_annotated_region(
+        &object.spec,
+        object.status.clone().unwrap_or_default(),
+        object
+            .annotations()
+            .get(REGION_ANNOTATION)
+            .map(String::as_str),
+    )
 }
 
 /// Requeues after a Kubernetes-side failure (HealthLake errors never get here), or after the
@@ -84,7 +154,7 @@ async fn apply(
     context: &Context,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
-    let status = object.status.clone().unwrap_or_default();
+    let status = current_status(object);
     if let Some(pinned) = decide::pin(
         &object.spec,
         &status,
@@ -98,7 +168,7 @@ async fn apply(
             api,
             &meta.name,
             object.resource_version().as_deref(),
-            &status,
+            &object.status.clone().unwrap_or_default(),
             &pinned,
         )
         .await?
@@ -136,7 +206,7 @@ async fn cleanup(
     context: &Context,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
-    let status = object.status.clone().unwrap_or_default();
+    let status = current_status(object);
     let region = decide::region(&object.spec, &status, &context.settings.default_region);
     let retain = decide::deletion_policy(&object.spec) == DeletionPolicy::Retain;
     if !retain && let Hold::Wait(wait) = context.hold(object, &meta, &status.conditions) {
@@ -232,7 +302,10 @@ async fn settle_and_write(
 ) -> Result<Settled<crate::api::FHIRDatastoreStatus>, Error> {
     let mut current = object.clone();
     for _ in 0..STALE_WRITE_ATTEMPTS {
-        let status = current.status.clone().unwrap_or_default();
+        // Settled on the status with the annotated region; diffed against what is stored, so that
+        // the first write records the region too.
+        let stored = current.status.clone().unwrap_or_default();
+        let status = current_status(&current);
         let settled = match step {
             Step::Unobserved { error, action } => {
                 context.count_error(KIND, error);
@@ -250,7 +323,7 @@ async fn settle_and_write(
             api,
             &meta.name,
             current.resource_version().as_deref(),
-            &status,
+            &stored,
             &settled.status,
         )
         .await?

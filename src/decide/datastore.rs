@@ -177,6 +177,24 @@ pub fn region(spec: &FHIRDatastoreSpec, status: &FHIRDatastoreStatus, default: &
         .unwrap_or_else(|| default.to_owned())
 }
 
+/// The status with the region pinned by [`crate::api::REGION_ANNOTATION`] (`annotated`) when the
+/// status has none yet, and the deletion policy in force shown with it. The first status write
+/// then records both, and [`pin`] needs no write of its own.
+pub fn with_annotated_region(
+    spec: &FHIRDatastoreSpec,
+    mut status: FHIRDatastoreStatus,
+    annotated: Option<&str>,
+) -> FHIRDatastoreStatus {
+    if status.region.is_none()
+        && let Some(annotated) = annotated.filter(|region| !region.is_empty())
+    {
+        // `spec.region` cannot change while it is set; the annotation was written from it.
+        status.region = Some(spec.region.clone().unwrap_or_else(|| annotated.to_owned()));
+        status.deletion_policy = status.deletion_policy.or(Some(deletion_policy(spec)));
+    }
+    status
+}
+
 /// Pins the region (and shows the deletion policy) in status before the first AWS call, so that
 /// a later change of the operator's default region can never send the object's calls elsewhere.
 /// `None` when the region is pinned already.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use healthlake_operator::api::{FHIRDatastore, FHIRImportJob};
+use healthlake_operator::api::{FHIRDatastore, FHIRImportJob, REGION_ANNOTATION};
 use healthlake_operator::apiserver::Verb;
 use healthlake_operator::emulator::{Fault, Operation};
 use kube::api::{DeleteParams, PostParams};
@@ -46,9 +46,13 @@ async fn a_crash_between_create_and_status_write_never_duplicates_the_datastore(
     .expect("admitted");
     wait_for(&api, "patients", "the region pinned", |object| {
         object
-            .status
+            .metadata
+            .annotations
             .as_ref()
-            .is_some_and(|status| status.region.is_some())
+            .is_some_and(|annotations| {
+                annotations.get(REGION_ANNOTATION).map(String::as_str)
+                    == Some(rig.emulator.region())
+            })
     })
     .await;
     block_status_writes(&rig, "fhirdatastores/status");
@@ -60,7 +64,9 @@ async fn a_crash_between_create_and_status_write_never_duplicates_the_datastore(
         "the crash lost the id"
     );
 
-    rig.start_operator(fast_settings(rig.emulator.region()));
+    // Restarted under another default region (`--region eu-west-1`): the annotation written with
+    // the finalizer still sends it to the region the datastore was created in.
+    rig.start_operator(fast_settings("eu-west-1"));
     rig.advance(CREATION);
     let ready = wait_for(&api, "patients", "Ready", |object| {
         object
@@ -71,6 +77,14 @@ async fn a_crash_between_create_and_status_write_never_duplicates_the_datastore(
     .await;
     let datastores = rig.emulator.state().datastores;
     assert_eq!(datastores.len(), 1, "one datastore for one object");
+    assert_eq!(
+        ready
+            .status
+            .as_ref()
+            .and_then(|status| status.region.as_deref()),
+        Some(rig.emulator.region()),
+        "the region pinned before the crash"
+    );
     let id = datastores.keys().next().cloned();
     assert_eq!(
         ready.status.and_then(|status| status.datastore_id),

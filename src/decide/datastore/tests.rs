@@ -808,3 +808,34 @@ fn an_unread_poll_keeps_the_last_reading_and_stays_in_sync() {
     assert_eq!(decision.status.tags, Some(owned_tags()));
     assert_eq!(decision.status, synced);
 }
+
+#[test]
+fn the_annotated_region_fills_an_unpinned_status_only() {
+    let unpinned = FHIRDatastoreStatus::default();
+    let filled = with_annotated_region(&spec(), unpinned.clone(), Some("eu-west-1"));
+    assert_eq!(filled.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(filled.deletion_policy, Some(DeletionPolicy::Delete));
+    // Nothing annotated (an object from before the annotation): the pin write does it.
+    assert_eq!(
+        with_annotated_region(&spec(), unpinned.clone(), None),
+        unpinned
+    );
+    assert!(pin(&spec(), &unpinned, "us-east-1", &meta("patients"), now()).is_some());
+    assert!(pin(&spec(), &filled, "us-east-1", &meta("patients"), now()).is_none());
+    // A pinned status is never moved, whatever the annotation says.
+    let pinned = FHIRDatastoreStatus {
+        region: Some("us-east-1".to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(
+        with_annotated_region(&spec(), pinned.clone(), Some("eu-west-1")),
+        pinned
+    );
+    // `spec.region` wins over an annotation edited by hand.
+    let in_spec = FHIRDatastoreSpec {
+        region: Some("ap-south-1".to_owned()),
+        ..spec()
+    };
+    let filled = with_annotated_region(&in_spec, unpinned, Some("eu-west-1"));
+    assert_eq!(filled.region.as_deref(), Some("ap-south-1"));
+}
