@@ -187,8 +187,8 @@ impl Context {
             _ => self.errors.succeeded(&meta.uid),
         }
         match requeue {
-            Requeue::Soon => Action::requeue(jitter(self.settings.poll_soon, 10)),
-            Requeue::LongOperation => Action::requeue(jitter(self.settings.poll_long, 20)),
+            Requeue::Soon => Action::requeue(jitter_below(self.settings.poll_soon, 10)),
+            Requeue::LongOperation => Action::requeue(jitter_below(self.settings.poll_long, 20)),
             Requeue::Resync => Action::requeue(jitter(self.settings.resync, 10)),
             Requeue::Backoff => Action::requeue(self.errors.backoff(&meta.uid)),
             // Looked at again at least every resync: a look before the retry is due costs no AWS
@@ -403,12 +403,24 @@ fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::
     }
 }
 
+/// `base` plus up to `percent` % of it, at random: the wait is at least `base` (a resync interval
+/// is the least time between two drift checks).
 fn jitter(base: Duration, percent: u64) -> Duration {
     let spread = base.as_millis() as u64 * percent / 100;
     if spread == 0 {
         return base;
     }
     base + Duration::from_millis(rand::random_range(0..=spread))
+}
+
+/// `base` minus up to `percent` % of it, at random: the wait is at most `base` (a poll interval
+/// bounds how late a change in AWS reaches the status).
+fn jitter_below(base: Duration, percent: u64) -> Duration {
+    let spread = base.as_millis() as u64 * percent / 100;
+    if spread == 0 {
+        return base;
+    }
+    base.saturating_sub(Duration::from_millis(rand::random_range(0..=spread)))
 }
 
 fn truncate(text: &str, limit: usize) -> String {

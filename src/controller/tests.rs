@@ -1,5 +1,7 @@
 //! Status writes against the in-memory API server, with the CRDs' schemas and rules.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -104,4 +106,18 @@ async fn a_status_computed_from_an_old_copy_loses_to_the_newer_one() {
         stored.status.and_then(|status| status.observed_generation),
         fresh.metadata.generation
     );
+}
+
+#[test]
+fn polls_never_wait_longer_than_their_interval_and_resyncs_never_shorter() {
+    let base = Duration::from_secs(45);
+    for _ in 0..1_000 {
+        let poll = super::jitter_below(base, 20);
+        assert!(poll <= base && poll >= Duration::from_secs(36), "{poll:?}");
+        let resync = super::jitter(base, 10);
+        assert!(
+            resync >= base && resync <= Duration::from_millis(49_500),
+            "{resync:?}"
+        );
+    }
 }

@@ -44,21 +44,22 @@ pub struct RunArgs {
     /// can reach, so enable it only where every tenant may use every datastore.
     #[arg(long, env = "HEALTHLAKE_OPERATOR_ALLOW_DATASTORE_ID_REFS")]
     pub allow_datastore_id_refs: bool,
-    /// Seconds between polls right after a change.
+    /// Seconds between polls right after a change (at most; spread up to 10 % below).
     #[arg(
         long,
         env = "HEALTHLAKE_OPERATOR_POLL_SOON_SECONDS",
         default_value_t = 5.0
     )]
     pub poll_soon_seconds: f64,
-    /// Seconds between polls while a datastore is created or deleted or a job runs.
+    /// Seconds between polls while a datastore is created or deleted or a job runs (at most;
+    /// spread up to 20 % below): a change in AWS reaches the status within this.
     #[arg(
         long,
         env = "HEALTHLAKE_OPERATOR_POLL_LONG_SECONDS",
         default_value_t = 45.0
     )]
     pub poll_long_seconds: f64,
-    /// Seconds between drift checks of objects in sync.
+    /// Seconds between drift checks of objects in sync (at least; spread up to 10 % above).
     #[arg(
         long,
         env = "HEALTHLAKE_OPERATOR_RESYNC_SECONDS",
