@@ -6,7 +6,8 @@
 //! each in another process on loopback. Prints one table and writes `target/bench/results.json`.
 //!
 //! Environment:
-//! - `BENCH_OBJECTS` (default 10000): FHIRDatastores of the scale run.
+//! - `BENCH_OBJECTS` (default 10000): objects of the scale run (80 % datastores, 20 % jobs).
+//! - `BENCH_CONCURRENCY` (default 64): the operator's `--concurrency` in the scale run.
 //! - `BENCH_JOBS` (default 1000): finished jobs of the API-economy run, over 10 datastores.
 //! - `BENCH_FUZZ_CASES` (default 2000): random inputs per fuzzed decide function.
 //! - `BENCH_ONLY` (default all): a comma-separated subset of `scale,economy,fuzz`.
@@ -67,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
             in_flight: 64,
             idle_wait: Duration::from_secs(5),
             steady_wait: Duration::from_secs(10),
+            concurrency: env_number("BENCH_CONCURRENCY", 64)?,
         };
         results["scale"] = scale::run(&workspace, &settings).await?;
     }
