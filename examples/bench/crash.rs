@@ -291,6 +291,7 @@ pub async fn run(workspace: &Workspace, settings: &CrashSettings) -> anyhow::Res
     let mut last_read = Instant::now();
     let mut last_progress = Instant::now();
     let mut life = 0u32;
+    let mut schedule = Vec::new();
     let operator = loop {
         let operator = Operator::start(
             workspace,
@@ -320,6 +321,13 @@ pub async fn run(workspace: &Workspace, settings: &CrashSettings) -> anyhow::Res
         }
         operator.kill().await?;
         kills += 1;
+        schedule.push(format!(
+            "life {life}: killed after {} ms, runs creating {}, starting {}, deleting {}",
+            lifetime.as_millis(),
+            interrupted[0],
+            interrupted[1],
+            interrupted[2]
+        ));
         for (count, hit) in kills_during.iter_mut().zip(interrupted) {
             *count += u32::from(hit);
         }
@@ -342,6 +350,9 @@ pub async fn run(workspace: &Workspace, settings: &CrashSettings) -> anyhow::Res
         anyhow::bail!("a crash-drill run failed: {error:#}");
     }
     let drill_seconds = started.elapsed().as_secs_f64();
+    let schedule_path = workspace.directory.join("crash/kills.txt");
+    std::fs::write(&schedule_path, schedule.join("\n") + "\n")
+        .with_context(|| format!("failed to write {}", schedule_path.display()))?;
 
     // Let the operator finish what the last runs began: a few long polls.
     let settle = Duration::from_secs_f64(3.0 * 54.0 / speed + 1.0);
@@ -412,6 +423,7 @@ pub async fn run(workspace: &Workspace, settings: &CrashSettings) -> anyhow::Res
         "kills_during_starts": kills_during[1],
         "kills_during_deletes": kills_during[2],
         "seed": settings.seed,
+        "kill_schedule": "target/bench/crash/kills.txt",
         "clock_speed": settings.clock_speed,
         "runs_at_once": settings.in_flight,
         "longest_life_seconds": settings.longest_life.as_secs_f64(),

@@ -83,6 +83,9 @@ impl EmulatedClock {
 struct Sample {
     /// Landing minus state change, in emulated seconds.
     latency: f64,
+    /// The Describe that first saw the change minus the change, in emulated seconds: the
+    /// operator's poll wait.
+    poll_wait: Option<f64>,
     /// Landing minus the Describe that first saw the change, in real milliseconds.
     overhead_real_ms: Option<f64>,
 }
@@ -224,6 +227,7 @@ pub async fn run(workspace: &Workspace, settings: &LatencySettings) -> anyhow::R
         .iter()
         .filter_map(|sample| sample.overhead_real_ms)
         .collect();
+    let waits: Vec<f64> = all.iter().filter_map(|sample| sample.poll_wait).collect();
     let of = |samples: &[Sample]| {
         let latencies: Vec<f64> = samples.iter().map(|sample| sample.latency).collect();
         json!({
@@ -253,6 +257,9 @@ pub async fn run(workspace: &Workspace, settings: &LatencySettings) -> anyhow::R
         "emulator_profile": "realistic",
         "clock_speed": settings.clock_speed,
         "seconds_note": "emulated seconds: real seconds times clock_speed, the operator's intervals divided by clock_speed",
+        "poll_wait_p50_seconds": quantile(&waits, 0.50),
+        "poll_wait_p99_seconds": quantile(&waits, 0.99),
+        "poll_wait_note": "emulated seconds from the state change to the operator's Describe that saw it",
         "landing_overhead_real_ms_p50": quantile(&overheads, 0.50),
         "landing_overhead_real_ms_p99": quantile(&overheads, 0.99),
         "landing_overhead_note": "real milliseconds from the Describe that first saw the change to the bench's watch seeing Ready; counted clock_speed times in the latency",
@@ -331,6 +338,7 @@ fn sample(
     });
     Sample {
         latency: (landed_millis - changed_millis) / 1000.0,
+        poll_wait: seen_by.map(|describe| (describe - changed_millis) / 1000.0),
         overhead_real_ms: seen_by.map(|describe| (landed_millis - describe) / clock.speed),
     }
 }

@@ -98,9 +98,9 @@ async fn main() -> anyhow::Result<()> {
         let settings = crash::CrashSettings {
             runs: env_number("BENCH_CRASH_RUNS", 200)?,
             seed: crash::seed_from_env()?,
-            clock_speed: 20,
+            clock_speed: 10,
             in_flight: 16,
-            longest_life: Duration::from_millis(2500),
+            longest_life: Duration::from_millis(1200),
         };
         results["crash_drill"] = crash::run(&workspace, &settings).await?;
     }
