@@ -240,6 +240,8 @@ pub async fn run(workspace: &Workspace, settings: &CrashSettings) -> anyhow::Res
     let mut flags: Vec<String> = scaled.clone();
     flags.extend(LIMITER_LIFTED.iter().map(|flag| (*flag).to_owned()));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    // Logs of an earlier drill would mix with this one's.
+    let _ = std::fs::remove_dir_all(workspace.directory.join("crash"));
     std::fs::create_dir_all(workspace.directory.join("crash"))
         .context("failed to create target/bench/crash")?;
 
@@ -271,7 +273,8 @@ pub async fn run(workspace: &Workspace, settings: &CrashSettings) -> anyhow::Res
                     let stages = stages.clone();
                     let ended = ended.clone();
                     async move {
-                        let mut rng = Rng(seed ^ (run as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
+                        let mut rng =
+                            Rng(seed ^ (run as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
                         let outcome = drive(&client, &view, &stages[run], run, &mut rng).await;
                         ended.fetch_add(1, Ordering::Relaxed);
                         outcome
@@ -460,15 +463,19 @@ async fn drive(
             true
         }
         Story::DeleteWhileStarting => {
-            let ready = wait_for(view, deadline, |view| shows_ready(view, Kind::Datastore, &name))
-                .await;
+            let ready = wait_for(view, deadline, |view| {
+                shows_ready(view, Kind::Datastore, &name)
+            })
+            .await;
             set(Stage::Starting);
             tokio::time::sleep(rng.between(Duration::ZERO, Duration::from_millis(800))).await;
             ready
         }
         Story::Create => {
-            let ready = wait_for(view, deadline, |view| shows_ready(view, Kind::Datastore, &name))
-                .await;
+            let ready = wait_for(view, deadline, |view| {
+                shows_ready(view, Kind::Datastore, &name)
+            })
+            .await;
             set(Stage::Starting);
             let (kind, job_name) = job.as_ref().context("a create run has a job")?;
             ready && wait_for(view, deadline, |view| shows_ready(view, *kind, job_name)).await
@@ -487,12 +494,16 @@ async fn drive(
     let gone = wait_for(view, deadline, |view| {
         view.listed_from.is_some_and(|from| from > asked)
             && !view.objects.contains_key(&(Kind::Datastore, name.clone()))
-            && job
-                .as_ref()
-                .is_none_or(|(kind, job_name)| !view.objects.contains_key(&(*kind, job_name.clone())))
+            && job.as_ref().is_none_or(|(kind, job_name)| {
+                !view.objects.contains_key(&(*kind, job_name.clone()))
+            })
     })
     .await;
-    set(if gone { Stage::Ended } else { Stage::Unconverged });
+    set(if gone {
+        Stage::Ended
+    } else {
+        Stage::Unconverged
+    });
     Ok(())
 }
 
@@ -529,7 +540,11 @@ async fn create(
 }
 
 async fn delete(client: &kube::Client, kind: Kind, name: &str) -> anyhow::Result<()> {
-    match kind.api(client).delete(name, &DeleteParams::default()).await {
+    match kind
+        .api(client)
+        .delete(name, &DeleteParams::default())
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(error) => Err(error).with_context(|| format!("failed to delete {kind:?} {name}")),

@@ -138,14 +138,14 @@ pub async fn run(workspace: &Workspace, settings: &LatencySettings) -> anyhow::R
             let name = format!("latency-ds-{index:03}");
             plan.push((Kind::Datastore, objects::datastore(&name)?));
         }
-        if index < jobs {
+        if let Some(datastore_id) = seeded.get(index) {
             let kind = if index % 2 == 0 {
                 Kind::Import
             } else {
                 Kind::Export
             };
             let name = format!("latency-job-{index:03}");
-            plan.push((kind, job_on_id(kind, &name, &seeded[index])?));
+            plan.push((kind, job_on_id(kind, &name, datastore_id)?));
         }
     }
     eprintln!(
@@ -351,5 +351,7 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
     }
     sorted.sort_by(f64::total_cmp);
     let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.saturating_sub(1).min(sorted.len() - 1)).copied()
+    sorted
+        .get(rank.saturating_sub(1).min(sorted.len() - 1))
+        .copied()
 }

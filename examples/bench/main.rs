@@ -15,8 +15,8 @@
 //! - `BENCH_ONLY` (default all): a comma-separated subset of `scale,economy,fuzz,latency,crash`.
 //! - `BENCH_OPERATOR_BINARY` (default `target/release/healthlake-operator`).
 
-mod economy;
 mod crash;
+mod economy;
 mod fuzz;
 mod latency;
 mod objects;
@@ -57,7 +57,8 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&directory)
         .with_context(|| format!("failed to create {}", directory.display()))?;
     let workspace = Workspace { binary, directory };
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "scale,economy,fuzz,latency,crash".to_owned());
+    let only = std::env::var("BENCH_ONLY")
+        .unwrap_or_else(|_| "scale,economy,fuzz,latency,crash".to_owned());
     let selected = |part: &str| only.split(',').any(|chosen| chosen.trim() == part);
 
     let mut results = json!({
@@ -99,16 +100,12 @@ async fn main() -> anyhow::Result<()> {
             runs: env_number("BENCH_CRASH_RUNS", 200)?,
             seed: crash::seed_from_env()?,
             clock_speed: 10,
-            in_flight: 16,
+            in_flight: 6,
             longest_life: Duration::from_millis(1200),
         };
         results["crash_drill"] = crash::run(&workspace, &settings).await?;
     }
-    for missing in [
-        "quota_use",
-        "fault_drill",
-        "baseline",
-    ] {
+    for missing in ["quota_use", "fault_drill", "baseline"] {
         results[missing] = Value::Null;
     }
     print!("{}", report::table(&results));
