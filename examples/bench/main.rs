@@ -10,11 +10,16 @@
 //! - `BENCH_CONCURRENCY` (default 64): the operator's `--concurrency` in the scale run.
 //! - `BENCH_JOBS` (default 1000): finished jobs of the API-economy run, over 10 datastores.
 //! - `BENCH_FUZZ_CASES` (default 2000): random inputs per fuzzed decide function.
-//! - `BENCH_ONLY` (default all): a comma-separated subset of `scale,economy,fuzz`.
+//! - `BENCH_LATENCY_OBJECTS` (default 100): datastores and jobs whose status latency is measured.
+//! - `BENCH_CRASH_RUNS` (default 200): crash-drill runs (a datastore, a job, their deletion).
+//! - `BENCH_CRASH_SEED` (default: the time): the seed of the crash drill's kill moments.
+//! - `BENCH_ONLY` (default all): a comma-separated subset of `scale,economy,fuzz,latency,crash`.
 //! - `BENCH_OPERATOR_BINARY` (default `target/release/healthlake-operator`).
 
+mod crash;
 mod economy;
 mod fuzz;
+mod latency;
 mod objects;
 mod processes;
 mod report;
@@ -53,7 +58,8 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&directory)
         .with_context(|| format!("failed to create {}", directory.display()))?;
     let workspace = Workspace { binary, directory };
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "scale,economy,fuzz".to_owned());
+    let only = std::env::var("BENCH_ONLY")
+        .unwrap_or_else(|_| "scale,economy,fuzz,latency,crash".to_owned());
     let selected = |part: &str| only.split(',').any(|chosen| chosen.trim() == part);
 
     let mut results = json!({
@@ -83,13 +89,25 @@ async fn main() -> anyhow::Result<()> {
     if selected("fuzz") {
         results["fuzz"] = fuzz::run(env_number("BENCH_FUZZ_CASES", 2_000)?);
     }
-    for missing in [
-        "quota_use",
-        "latency",
-        "crash_drill",
-        "fault_drill",
-        "baseline",
-    ] {
+    if selected("latency") {
+        let settings = latency::LatencySettings {
+            objects: env_number("BENCH_LATENCY_OBJECTS", 100)?,
+            clock_speed: 20,
+            stagger: Duration::from_secs(30),
+        };
+        results["latency"] = latency::run(&workspace, &settings).await?;
+    }
+    if selected("crash") {
+        let settings = crash::CrashSettings {
+            runs: env_number("BENCH_CRASH_RUNS", 200)?,
+            seed: crash::seed_from_env()?,
+            clock_speed: 10,
+            in_flight: 6,
+            longest_life: Duration::from_millis(1200),
+        };
+        results["crash_drill"] = crash::run(&workspace, &settings).await?;
+    }
+    for missing in ["quota_use", "fault_drill", "baseline"] {
         results[missing] = Value::Null;
     }
     print!("{}", report::table(&results));

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
@@ -113,6 +113,8 @@ pub struct Seen {
     pub writes_to_ready: Option<u32>,
     /// When it first showed `Ready=True`.
     pub ready_at: Option<Instant>,
+    /// The same moment on the system clock, comparable with the emulator's timestamps.
+    pub ready_at_wall: Option<SystemTime>,
 }
 
 /// What the watches of a benchmark saw, shared with their tasks.
@@ -214,6 +216,7 @@ impl Tracker {
         }
         if entry.ready_at.is_none() && is_ready(object) {
             entry.ready_at = Some(Instant::now());
+            entry.ready_at_wall = Some(SystemTime::now());
             entry.writes_to_ready = Some(entry.writes);
         }
     }
@@ -254,6 +257,15 @@ impl Tracker {
             }
             tick.tick().await?;
         }
+    }
+
+    /// The system-clock time each object of `kind` was first seen Ready, by name.
+    pub fn ready_times(&self, kind: Kind) -> Vec<(String, SystemTime)> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .filter(|((k, _), _)| *k == kind)
+            .filter_map(|((_, name), seen)| Some((name.clone(), seen.ready_at_wall?)))
+            .collect()
     }
 
     /// Mean writes per object of `kind`: until Ready, and in all.

@@ -136,13 +136,23 @@ impl Emulator {
     /// Starts it with `extra` flags (after `--listen`, `--profile fast`) and waits until it
     /// answers.
     pub async fn start(workspace: &Workspace, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_profile(workspace, name, "fast", extra).await
+    }
+
+    /// Like [`Emulator::start`], with `--profile profile` (`fast` or `realistic`).
+    pub async fn start_with_profile(
+        workspace: &Workspace,
+        name: &str,
+        profile: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let address = free_address()?;
         let mut arguments = vec![
             "emulator".to_owned(),
             "--listen".into(),
             address.to_string(),
             "--profile".into(),
-            "fast".into(),
+            profile.to_owned(),
         ];
         arguments.extend(extra.iter().map(|flag| (*flag).to_owned()));
         let process = Process::spawn(
@@ -202,6 +212,52 @@ impl Emulator {
         )
         .await?;
         Ok(())
+    }
+
+    /// Everything the emulator holds (`GET /_emulator/state`): datastores and jobs by region.
+    pub async fn state(&self) -> anyhow::Result<serde_json::Value> {
+        let body = http_ok(self.address, "GET", "/_emulator/state", None).await?;
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// The logged calls of one operation (`GET /_emulator/calls?operation=`), oldest first.
+    pub async fn calls(&self, operation: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let path = format!("/_emulator/calls?operation={operation}");
+        let body = http_ok(self.address, "GET", &path, None).await?;
+        let value: serde_json::Value = serde_json::from_str(&body)?;
+        Ok(value["calls"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Adds an ACTIVE datastore named `name` as if made outside the operator; answers its id.
+    pub async fn seed_datastore(&self, name: &str) -> anyhow::Result<String> {
+        let body = serde_json::json!({ "name": name }).to_string();
+        let answer = http_ok(self.address, "POST", "/_emulator/datastores", Some(&body)).await?;
+        let value: serde_json::Value = serde_json::from_str(&answer)?;
+        value["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the seeded datastore has no id")
+    }
+
+    /// The emulator's clock (epoch milliseconds) and the system time it corresponds to, from
+    /// the quickest of a few reads (the midpoint of the request).
+    pub async fn clock_reading(&self) -> anyhow::Result<(f64, std::time::SystemTime)> {
+        let mut best: Option<(Duration, f64, std::time::SystemTime)> = None;
+        for _ in 0..20 {
+            let before = std::time::SystemTime::now();
+            let body = http_ok(self.address, "GET", "/_emulator/clock", None).await?;
+            let after = std::time::SystemTime::now();
+            let round_trip = after.duration_since(before).unwrap_or_default();
+            let value: serde_json::Value = serde_json::from_str(&body)?;
+            let millis = value["now_millis"]
+                .as_f64()
+                .context("the emulator's clock answer has no now_millis")?;
+            if best.is_none_or(|(quickest, _, _)| round_trip < quickest) {
+                best = Some((round_trip, millis, before + round_trip / 2));
+            }
+        }
+        best.map(|(_, millis, at)| (millis, at))
+            .context("the emulator's clock could not be read")
     }
 
     /// The endpoint the operator sends HealthLake calls to.
