@@ -108,6 +108,8 @@ pub struct Context {
     pub settings: Settings,
     /// Publishes Kubernetes events.
     pub recorder: Recorder,
+    /// Who publishes the events (for the one-off recorders of Normal events).
+    reporter: Reporter,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Per-object failure memory.
@@ -138,7 +140,8 @@ impl Context {
             settings.stalled_retry(),
         );
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             healthlake,
             settings,
@@ -260,7 +263,17 @@ impl Context {
             action: action.to_owned(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+        // kube-runtime's recorder keeps every event it published for minutes, to patch a repeat
+        // as a series, and scans them all on each publish: with one Normal event per object
+        // (never repeated on purpose) that cache grew to ~3.5 KiB per object and cost a full
+        // scan per event. Normal events go through a recorder of their own, dropped at once;
+        // Warnings, which do repeat while a problem lasts, share the long-lived one.
+        let recorder = if notice.warning {
+            self.recorder.clone()
+        } else {
+            Recorder::new(self.client.clone(), self.reporter.clone())
+        };
+        if let Err(error) = recorder.publish(&event, &object.object_ref(&())).await {
             tracing::warn!(%error, reason = %notice.reason, "failed to publish event");
         }
     }
@@ -494,7 +507,7 @@ where
                 }
             }
         })
-        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+        .modify(slim)
         .reflect(writer)
         .inspect(move |event| {
             if let Ok(event) = event {
@@ -505,6 +518,19 @@ where
         .predicate_filter(relevant_change, PredicateConfig::default());
     (reader, stream)
 }
+
+/// Drops what the cache of every watched object never needs and would hold twice: the managed
+/// fields, and the copy of the object `kubectl apply` (client-side) keeps in an annotation.
+fn slim<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
+/// The annotation in which client-side `kubectl apply` keeps the last applied manifest.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Keeps the objects of a shared stream whose `key` changed since the last one seen with the
 /// same uid, like kube-runtime's predicate filter for plain streams.
@@ -565,7 +591,7 @@ impl SharedDatastores {
                 Ok(_) => report.health.watch_ok(),
                 Err(error) => report.health.watch_failed(error, std::time::Instant::now()),
             })
-            .modify(|object: &mut FHIRDatastore| object.meta_mut().managed_fields = None)
+            .modify(slim)
             .reflect_shared(writer)
             .for_each(|event| async move {
                 if let Err(error) = event {

@@ -121,3 +121,28 @@ fn polls_never_wait_longer_than_their_interval_and_resyncs_never_shorter() {
         );
     }
 }
+
+#[test]
+fn the_cache_keeps_no_managed_fields_or_last_applied_copy() {
+    let mut object = FHIRDatastore::new(
+        "patients",
+        serde_json::from_value(serde_json::json!({
+            "datastoreTypeVersion": "R4"
+        }))
+        .expect("spec"),
+    );
+    object.metadata.annotations = Some(
+        [
+            (super::LAST_APPLIED_ANNOTATION.to_owned(), "{}".to_owned()),
+            ("team".to_owned(), "clinical".to_owned()),
+        ]
+        .into(),
+    );
+    object.metadata.managed_fields = Some(vec![Default::default()]);
+    super::slim(&mut object);
+    assert_eq!(object.metadata.managed_fields, None);
+    assert_eq!(
+        object.metadata.annotations,
+        Some([("team".to_owned(), "clinical".to_owned())].into())
+    );
+}
