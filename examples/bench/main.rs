@@ -9,13 +9,24 @@
 //! - `BENCH_OBJECTS` (default 10000): FHIRDatastores of the scale run.
 //! - `BENCH_JOBS` (default 1000): finished jobs of the API-economy run, over 10 datastores.
 //! - `BENCH_FUZZ_CASES` (default 2000): random inputs per fuzzed decide function.
-//! - `BENCH_ONLY` (default all): a comma-separated subset of `scale,economy,fuzz`.
+//! - `BENCH_QUOTA_JOBS` (default 500): import jobs of the quota run, over 10 datastores.
+//! - `BENCH_QUOTA_SPEED` (default 250): how many times faster than real time the emulator's
+//!   clock runs in the quota run (the operator's intervals and limiter are scaled to match).
+//! - `BENCH_FAULT_OBJECTS` (default 50): datastores, and import and export jobs, of each run of
+//!   the fault drill.
+//! - `BENCH_FAULT_SPEED` (default 200): the emulator's clock speed in the fault drill.
+//! - `BENCH_ONLY` (default all): a comma-separated subset of
+//!   `scale,economy,fuzz,quota,faults,baseline` (`baseline` reruns economy, quota and faults
+//!   with the limiter lifted and a fixed 5 s requeue).
 //! - `BENCH_OPERATOR_BINARY` (default `target/release/healthlake-operator`).
 
 mod economy;
+mod faults;
+mod flags;
 mod fuzz;
 mod objects;
 mod processes;
+mod quota;
 mod report;
 mod scale;
 
@@ -52,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&directory)
         .with_context(|| format!("failed to create {}", directory.display()))?;
     let workspace = Workspace { binary, directory };
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "scale,economy,fuzz".to_owned());
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "scale,economy,fuzz,quota,faults,baseline".to_owned());
     let selected = |part: &str| only.split(',').any(|chosen| chosen.trim() == part);
 
     let mut results = json!({
@@ -76,18 +87,58 @@ async fn main() -> anyhow::Result<()> {
             jobs: env_number("BENCH_JOBS", 1_000)?,
             scale: 100.0,
         };
-        results["api_economy"] = economy::run(&workspace, &settings).await?;
+        results["api_economy"] = economy::run(
+            &workspace,
+            &settings,
+            &flags::OperatorFlags::default_intervals_limiter_lifted(),
+        )
+        .await?;
     }
     if selected("fuzz") {
         results["fuzz"] = fuzz::run(env_number("BENCH_FUZZ_CASES", 2_000)?);
     }
-    for missing in [
-        "quota_use",
-        "latency",
-        "crash_drill",
-        "fault_drill",
-        "baseline",
-    ] {
+    if selected("quota") {
+        let settings = quota::QuotaSettings {
+            datastores: 10,
+            jobs: env_number("BENCH_QUOTA_JOBS", 500)?,
+            speed: u32::try_from(env_number("BENCH_QUOTA_SPEED", 250)?)?,
+        };
+        results["quota_use"] =
+            quota::run(&workspace, &settings, &flags::OperatorFlags::shipped()).await?;
+    }
+    if selected("faults") {
+        let settings = faults::FaultSettings {
+            objects: env_number("BENCH_FAULT_OBJECTS", 50)?,
+            speed: u32::try_from(env_number("BENCH_FAULT_SPEED", 200)?)?,
+        };
+        results["fault_drill"] =
+            faults::run(&workspace, &settings, &flags::OperatorFlags::shipped()).await?;
+    }
+    if selected("baseline") {
+        // Item 7: the same runs with the limiter lifted and a fixed 5 s requeue.
+        let baseline = flags::OperatorFlags::baseline();
+        let economy_settings = economy::EconomySettings {
+            datastores: 10,
+            jobs: env_number("BENCH_JOBS", 1_000)?,
+            scale: 100.0,
+        };
+        let quota_settings = quota::QuotaSettings {
+            datastores: 10,
+            jobs: env_number("BENCH_QUOTA_JOBS", 500)?,
+            speed: u32::try_from(env_number("BENCH_QUOTA_SPEED", 250)?)?,
+        };
+        let fault_settings = faults::FaultSettings {
+            objects: env_number("BENCH_FAULT_OBJECTS", 50)?,
+            speed: u32::try_from(env_number("BENCH_FAULT_SPEED", 200)?)?,
+        };
+        results["baseline"] = json!({
+            "operator_flags": "limiter lifted; poll soon, poll long, resync, backoff base and max, stalled retries all 5 s (scaled by each run's clock speed)",
+            "api_economy": economy::run(&workspace, &economy_settings, &baseline).await?,
+            "quota_use": quota::run(&workspace, &quota_settings, &baseline).await?,
+            "fault_drill": faults::run(&workspace, &fault_settings, &baseline).await?,
+        });
+    }
+    for missing in ["latency", "crash_drill"] {
         results[missing] = Value::Null;
     }
     print!("{}", report::table(&results));
