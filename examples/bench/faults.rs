@@ -15,7 +15,7 @@
 //! failed calls since the object's last successful one, which never exceeds the operator's own
 //! count, so the bound is never stricter than the operator's: every violation found is real.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -77,6 +77,15 @@ pub async fn run(
     let faulty = drill(workspace, settings, operator, true).await?;
     let total = faulty.objects.max(1);
     let ratio = faulty.calls.total() as f64 / clean.calls.total().max(1) as f64;
+    let extra: BTreeMap<String, i64> = faulty
+        .calls
+        .by_operation
+        .iter()
+        .map(|(operation, calls)| {
+            let before = clean.calls.by_operation.get(operation).copied().unwrap_or(0);
+            (operation.clone(), *calls as i64 - before as i64)
+        })
+        .collect();
     Ok(json!({
         "operator": operator.name,
         "operator_flags": operator.describe(f64::from(settings.speed.max(1))),
@@ -92,6 +101,10 @@ pub async fn run(
         "converged_objects": faulty.ready,
         "objects": faulty.objects,
         "calls_ratio_vs_fault_free": ratio,
+        // Even an operator that repeated only each failed call would make 1 / (1 - p) times
+        // the calls, p being the chance that a call fails.
+        "calls_ratio_floor": 1.0 / (1.0 - THROTTLING - INTERNAL_SERVER),
+        "extra_calls_by_operation": extra,
         "backoff_violations": faulty.backoff.violations,
         "backoff_definition": "a call about an object sooner after its failed call than half of min(base * 2^(n-1), max), n = failed calls since its last success (emulator clock)",
         "fault_free": summary(&clean),

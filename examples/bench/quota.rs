@@ -146,6 +146,11 @@ pub async fn run(
         .map(|pair| (pair[1] - pair[0]) as f64 / 1000.0)
         .collect();
     gaps.sort_by(f64::total_cmp);
+    // How long the imports waited, in all, for their start to be accepted.
+    let waited_seconds: f64 = submits
+        .iter()
+        .map(|submit| (submit - demand_at).max(0) as f64 / 1000.0)
+        .sum();
     let emulated_seconds = ((end_at - demand_at).max(1) as f64) / 1000.0;
     let describes = during.matching("Describe");
     let reads = describes + during.matching("List");
@@ -169,6 +174,7 @@ pub async fn run(
         "start_rate_fraction": start_rate_fraction,
         "start_rate_definition": START_RATE_DEFINITION,
         "start_window_emulated_seconds": window_seconds,
+        "import_wait_emulated_seconds_total": waited_seconds,
         "starts_allowed_in_window": allowed,
         "first_start_after_emulated_seconds": (first - demand_at).max(0) as f64 / 1000.0,
         "start_gap_emulated_seconds": {
@@ -190,6 +196,28 @@ pub async fn run(
         "real_seconds": imports_real_seconds,
         "real_seconds_total": started.elapsed().as_secs_f64(),
     });
+    let backoff = |flag: &str| {
+        operator
+            .intervals
+            .iter()
+            .find(|(name, _)| *name == flag)
+            .map(|(_, seconds)| *seconds)
+    };
+    if operator.limiter == Limiter::Lifted
+        && let (Some(base), Some(max)) = (
+            backoff("--backoff-base-seconds"),
+            backoff("--backoff-max-seconds"),
+        )
+        && base == max
+    {
+        // A fixed requeue retries a waiting import every 0.75 * max on average (equal jitter):
+        // in real time it would make that many throttled starts while the imports wait. Sped
+        // up, the operator cannot retry that often, so the measured count is a lower bound.
+        figures["throttled_calls_estimate_at_real_speed"] = json!(waited_seconds / (0.75 * max));
+        figures["throttled_calls_estimate_definition"] = json!(
+            "the imports' total wait for an accepted start / the mean fixed requeue (0.75 * 5 s): the throttled starts a fixed requeue makes at clock speed 1; the measured throttled_calls is a lower bound because the sped-up operator cannot retry every 5 emulated seconds"
+        );
+    }
     if operator.limiter == Limiter::Default {
         // The shipped limiter aims at 90% of each quota: 0.9 is its ceiling.
         figures["limiter_safety_margin"] = json!(DEFAULT_SAFETY_MARGIN);
