@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::objects::{self, AsyncTick, Kind, Sleep, Tracker};
 use crate::flags::OperatorFlags;
+use crate::objects::{self, AsyncTick, Kind, Sleep, Tracker};
 use crate::processes::{Emulator, Operator, Sandbox, Workspace};
 
 /// Settings of the economy run.

@@ -82,7 +82,12 @@ pub async fn run(
         .by_operation
         .iter()
         .map(|(operation, calls)| {
-            let before = clean.calls.by_operation.get(operation).copied().unwrap_or(0);
+            let before = clean
+                .calls
+                .by_operation
+                .get(operation)
+                .copied()
+                .unwrap_or(0);
             (operation.clone(), *calls as i64 - before as i64)
         })
         .collect();
@@ -181,7 +186,8 @@ async fn drill(
     }
     let flags = operator.scaled(f64::from(speed));
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let operator_process = Operator::start(workspace, name, &sandbox, &emulator, &flag_refs).await?;
+    let operator_process =
+        Operator::start(workspace, name, &sandbox, &emulator, &flag_refs).await?;
 
     let tracker = Tracker::default();
     for kind in [Kind::Datastore, Kind::Import, Kind::Export] {
@@ -192,11 +198,19 @@ async fn drill(
         let datastore = format!("fault-{index:03}");
         created.push((
             Kind::Import,
-            objects::job(Kind::Import, &format!("fault-import-{index:03}"), &datastore)?,
+            objects::job(
+                Kind::Import,
+                &format!("fault-import-{index:03}"),
+                &datastore,
+            )?,
         ));
         created.push((
             Kind::Export,
-            objects::job(Kind::Export, &format!("fault-export-{index:03}"), &datastore)?,
+            objects::job(
+                Kind::Export,
+                &format!("fault-export-{index:03}"),
+                &datastore,
+            )?,
         ));
         created.push((Kind::Datastore, objects::datastore(&datastore)?));
     }
@@ -204,7 +218,10 @@ async fn drill(
     let started = Instant::now();
     let failures = objects::create_all(&client, created, 32).await;
     if let Some(first) = failures.first() {
-        anyhow::bail!("{name}: {} creates failed, the first: {first}", failures.len());
+        anyhow::bail!(
+            "{name}: {} creates failed, the first: {first}",
+            failures.len()
+        );
     }
     // Job starts share one limiter bucket at 90% of 1/min, and a throttled call costs its
     // bucket another interval: four intervals a start is a generous bound.

@@ -63,7 +63,8 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&directory)
         .with_context(|| format!("failed to create {}", directory.display()))?;
     let workspace = Workspace { binary, directory };
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "scale,economy,fuzz,quota,faults,baseline".to_owned());
+    let only = std::env::var("BENCH_ONLY")
+        .unwrap_or_else(|_| "scale,economy,fuzz,quota,faults,baseline".to_owned());
     let selected = |part: &str| only.split(',').any(|chosen| chosen.trim() == part);
 
     let mut results = json!({

@@ -297,7 +297,11 @@ impl Tracker {
                     "{label}: {} Ready after {:.0} s{}",
                     text.join(", "),
                     started.elapsed().as_secs_f64(),
-                    if late && !done { " (gave up waiting)" } else { "" }
+                    if late && !done {
+                        " (gave up waiting)"
+                    } else {
+                        ""
+                    }
                 );
                 reported = Instant::now();
             }

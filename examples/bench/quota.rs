@@ -76,7 +76,8 @@ pub async fn run(
     .await?;
     let flags = operator.scaled(speed);
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let operator_process = Operator::start(workspace, name, &sandbox, &emulator, &flag_refs).await?;
+    let operator_process =
+        Operator::start(workspace, name, &sandbox, &emulator, &flag_refs).await?;
     let started = Instant::now();
 
     let tracker = Tracker::default();

@@ -66,8 +66,16 @@ const ROWS: &[(&str, &str, &str)] = &[
     ("fault_drill", "converged", "1"),
     ("fault_drill", "calls_ratio_vs_fault_free", "<= 1.5"),
     ("fault_drill", "backoff_violations", "0"),
-    ("baseline", "api_economy.calls_per_finished_job_per_hour", ""),
-    ("baseline", "api_economy.describes_per_datastore_per_resync", ""),
+    (
+        "baseline",
+        "api_economy.calls_per_finished_job_per_hour",
+        "",
+    ),
+    (
+        "baseline",
+        "api_economy.describes_per_datastore_per_resync",
+        "",
+    ),
     ("baseline", "quota_use.start_rate_fraction", ""),
     ("baseline", "quota_use.describe_rate_fraction", ""),
     ("baseline", "quota_use.throttled_calls", ""),
