@@ -4,8 +4,17 @@
 //! the emulator's call log searched for retries sooner than the operator's backoff allows.
 //!
 //! The emulator's clock runs `speed` times faster than real time and the operator's intervals
-//! and limiter are scaled to match (see [`crate::flags`]); the latency is scaled too (200 ms
-//! emulated is 200 / `speed` ms real), and every time below is on the emulator's clock.
+//! are scaled to match (see [`crate::flags`]); the latency is scaled too (200 ms emulated is
+//! 200 / `speed` ms real), and every time below is on the emulator's clock. The emulator runs
+//! without request quotas, so the operator runs with its limiter lifted, as for an account whose
+//! quotas are far above what the drill needs: the drill is about retries, and a 1/min start
+//! budget would stretch it to hours of emulated time, forcing a speed at which the check below
+//! goes blind.
+//!
+//! The check is only as fine as the operator's scheduler: kube-runtime debounces every reconcile
+//! by 200 ms of real time (`src/controller/mod.rs`), which is `0.2 * speed` emulated seconds, so
+//! a retry can never be seen sooner than that; a bound below it cannot be broken visibly. The
+//! figures say how many checked retries had a bound above it.
 //!
 //! **Backoff violations.** The operator retries an object after a failed call no sooner than
 //! half of `min(base * 2^(n - 1), max)` (exponential backoff with "equal jitter",
@@ -20,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::flags::OperatorFlags;
+use crate::flags::{Limiter, OperatorFlags};
 use crate::objects::{self, Kind, Tracker};
 use crate::processes::{Emulator, Operator, Sandbox, Workspace};
 
@@ -36,6 +45,8 @@ pub struct FaultSettings {
 const THROTTLING: f64 = 0.30;
 /// Probability that a call fails with InternalServerException.
 const INTERNAL_SERVER: f64 = 0.05;
+/// kube-runtime's debounce of every reconcile in the operator, in real seconds.
+const DEBOUNCE_SECONDS: f64 = 0.2;
 /// Latency added to every call, in emulated milliseconds.
 const LATENCY_MILLIS: f64 = 200.0;
 /// Every operation the emulator serves, by its AWS name.
@@ -61,6 +72,8 @@ struct Drill {
     ready: usize,
     calls: crate::processes::Counters,
     backoff: BackoffCheck,
+    /// Calls about each object until it was Ready, summed (every call for one never Ready).
+    calls_to_ready: u64,
     emulated_seconds: f64,
     real_seconds: f64,
     latency_real_millis: u64,
@@ -106,11 +119,15 @@ pub async fn run(
         "converged_objects": faulty.ready,
         "objects": faulty.objects,
         "calls_ratio_vs_fault_free": ratio,
+        "calls_ratio_definition": "every AWS call of the faulty run until all objects were Ready / the same for the fault-free run; a longer run also makes more resync and poll calls of objects already Ready",
+        "calls_to_ready_ratio_vs_fault_free":
+            faulty.calls_to_ready as f64 / clean.calls_to_ready.max(1) as f64,
         // Even an operator that repeated only each failed call would make 1 / (1 - p) times
         // the calls, p being the chance that a call fails.
         "calls_ratio_floor": 1.0 / (1.0 - THROTTLING - INTERNAL_SERVER),
         "extra_calls_by_operation": extra,
         "backoff_violations": faulty.backoff.violations,
+        "backoff_check_blind_below_emulated_seconds": DEBOUNCE_SECONDS * f64::from(settings.speed.max(1)),
         "backoff_definition": "a call about an object sooner after its failed call than half of min(base * 2^(n-1), max), n = failed calls since its last success (emulator clock)",
         "fault_free": summary(&clean),
         "faulty": summary(&faulty),
@@ -125,7 +142,9 @@ fn summary(drill: &Drill) -> Value {
         "errors": drill.calls.errors,
         "throttled": drill.calls.throttled,
         "calls_by_operation": drill.calls.by_operation,
+        "calls_to_ready": drill.calls_to_ready,
         "retries_checked": drill.backoff.checked,
+        "retries_checked_with_bound_above_blind_spot": drill.backoff.sensitive,
         "backoff_violations": drill.backoff.violations,
         "worst_violations": drill.backoff.worst,
         "calls_not_about_one_object": drill.backoff.unattributed,
@@ -223,11 +242,14 @@ async fn drill(
             failures.len()
         );
     }
-    // Job starts share one limiter bucket at 90% of 1/min, and a throttled call costs its
-    // bucket another interval: four intervals a start is a generous bound.
-    let timeout = Duration::from_secs_f64(
-        120.0 + 4.0 * (2.0 * count as f64 + 2.0) * 60.0 / 0.9 / f64::from(speed),
-    );
+    // With the shipped limiter, job starts share one bucket at 90% of 1/min and a throttled
+    // call costs it another interval: four intervals a start is a generous bound. Without it,
+    // an emulated hour is.
+    let emulated_budget = match operator.limiter {
+        Limiter::Default => 4.0 * (2.0 * count as f64 + 2.0) * 60.0 / 0.9,
+        Limiter::Lifted => 3600.0,
+    };
+    let timeout = Duration::from_secs_f64(120.0 + emulated_budget / f64::from(speed));
     tracker
         .wait_all_ready(
             &[
@@ -246,6 +268,24 @@ async fn drill(
     let state = emulator.state().await?;
     let ready =
         tracker.ready(Kind::Datastore) + tracker.ready(Kind::Import) + tracker.ready(Kind::Export);
+    // When each object was first seen Ready, on the emulator's clock.
+    let ready_at: HashMap<String, i64> = [
+        (Kind::Datastore, "datastore"),
+        (Kind::Import, "import"),
+        (Kind::Export, "export"),
+    ]
+    .into_iter()
+    .flat_map(|(kind, prefix)| {
+        tracker
+            .ready_times(kind)
+            .into_iter()
+            .map(move |(name, at)| (format!("{prefix}:{name}"), at))
+    })
+    .map(|(object, at)| {
+        let real = at.saturating_duration_since(started).as_secs_f64();
+        (object, started_at + (real * f64::from(speed) * 1000.0) as i64)
+    })
+    .collect();
     tracker.stop();
     operator_process.kill().await?;
 
@@ -261,7 +301,21 @@ async fn drill(
         &state,
         seconds("--backoff-base-seconds"),
         seconds("--backoff-max-seconds"),
+        DEBOUNCE_SECONDS * f64::from(speed),
     );
+    let names = Names::from_state(&state);
+    let calls_to_ready = log
+        .iter()
+        .filter(|call| {
+            let operation = call["operation"].as_str().unwrap_or_default();
+            names
+                .object_of(operation, &call["parameters"])
+                .is_none_or(|object| {
+                    let time = call["time_millis"].as_i64().unwrap_or(0);
+                    ready_at.get(&object).is_none_or(|ready| time <= *ready)
+                })
+        })
+        .count() as u64;
     eprintln!(
         "{name}: {ready}/{} Ready, {} calls ({} failed), {} backoff violations in {} retries, {real_seconds:.0} s real",
         3 * count,
@@ -275,6 +329,7 @@ async fn drill(
         ready,
         calls,
         backoff,
+        calls_to_ready,
         emulated_seconds: (ended_at - started_at).max(0) as f64 / 1000.0,
         real_seconds,
         latency_real_millis: if faulty { latency_real_millis } else { 0 },
@@ -286,6 +341,8 @@ async fn drill(
 struct BackoffCheck {
     /// Calls that followed a failed call about the same object.
     checked: u64,
+    /// Of those, the ones whose bound is above the blind spot (could be seen breaking it).
+    sensitive: u64,
     /// Of those, the ones sooner than the backoff allows.
     violations: u64,
     /// The ten shortest violations: object, operation, gap and bound in emulated seconds.
@@ -295,8 +352,9 @@ struct BackoffCheck {
 }
 
 /// Checks every retry in `log` against the backoff of `base` doubling to `max` (emulated
-/// seconds), with equal jitter (the wait is at least half the ceiling).
-fn check_backoff(log: &[Value], state: &Value, base: f64, max: f64) -> BackoffCheck {
+/// seconds), with equal jitter (the wait is at least half the ceiling); `blind` is the gap below
+/// which no retry can be seen (the debounce).
+fn check_backoff(log: &[Value], state: &Value, base: f64, max: f64, blind: f64) -> BackoffCheck {
     let names = Names::from_state(state);
     // Per object: the time of its last failed call and the failures since its last success.
     let mut failing: HashMap<String, (i64, u32)> = HashMap::new();
@@ -314,6 +372,9 @@ fn check_backoff(log: &[Value], state: &Value, base: f64, max: f64) -> BackoffCh
             let exponent = failures.saturating_sub(1).min(16);
             let ceiling = (base * f64::from(1u32 << exponent)).min(max);
             let bound = ceiling / 2.0;
+            if bound > blind {
+                check.sensitive += 1;
+            }
             let gap = (time - failed_at) as f64 / 1000.0;
             // One emulated millisecond of rounding in the log's times.
             if gap + 0.001 < bound {

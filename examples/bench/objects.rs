@@ -312,6 +312,15 @@ impl Tracker {
         }
     }
 
+    /// When each object of `kind` was first seen Ready, by name.
+    pub fn ready_times(&self, kind: Kind) -> Vec<(String, Instant)> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .filter(|((k, _), _)| *k == kind)
+            .filter_map(|((_, name), seen)| Some((name.clone(), seen.ready_at?)))
+            .collect()
+    }
+
     /// How many times a watch had to relist.
     pub fn gaps(&self) -> u32 {
         *self.gaps.lock().unwrap_or_else(|e| e.into_inner())
