@@ -283,7 +283,10 @@ async fn drill(
     })
     .map(|(object, at)| {
         let real = at.saturating_duration_since(started).as_secs_f64();
-        (object, started_at + (real * f64::from(speed) * 1000.0) as i64)
+        (
+            object,
+            started_at + (real * f64::from(speed) * 1000.0) as i64,
+        )
     })
     .collect();
     tracker.stop();

@@ -136,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
         results["baseline"] = json!({
             "operator_flags": "limiter lifted; poll soon, poll long, resync, backoff base and max, stalled retries all 5 s (scaled by each run's clock speed)",
             "api_economy": economy::run(&workspace, &economy_settings, &baseline).await?,
+            "api_economy_note": "at interval scale 100 the operator's 200 ms reconcile debounce (real time) is 20 emulated seconds, so the 5 s requeue ran about every 25 s: its Describes are a lower bound; at real speed a 5 s requeue (10% jitter) makes about 600 / 5.25 = 114 Describes per datastore per 600 s",
             "quota_use": quota::run(&workspace, &quota_settings, &baseline).await?,
             "fault_drill": faults::run(&workspace, &fault_settings, &baseline).await?,
         });
