@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::flags::OperatorFlags;
 use crate::objects::{self, AsyncTick, Kind, Sleep, Tracker};
-use crate::processes::{Emulator, LIMITER_LIFTED, Operator, Sandbox, Workspace};
+use crate::processes::{Emulator, Operator, Sandbox, Workspace};
 
 /// Settings of the economy run.
 pub struct EconomySettings {
@@ -21,17 +22,6 @@ pub struct EconomySettings {
     /// How much faster than real time the operator's intervals run.
     pub scale: f64,
 }
-
-/// The operator's default intervals, in seconds, as `run` flags.
-const DEFAULT_INTERVALS: [(&str, f64); 7] = [
-    ("--poll-soon-seconds", 5.0),
-    ("--poll-long-seconds", 45.0),
-    ("--resync-seconds", 600.0),
-    ("--backoff-base-seconds", 5.0),
-    ("--backoff-max-seconds", 300.0),
-    ("--stalled-retry-seconds", 300.0),
-    ("--stalled-retry-max-seconds", 3600.0),
-];
 
 const HOUR_SECONDS: f64 = 3600.0;
 
@@ -46,13 +36,23 @@ impl AsyncTick for AdvanceClock<'_> {
     }
 }
 
-/// Runs item 2; answers the `api_economy` object of results.json.
-pub async fn run(workspace: &Workspace, settings: &EconomySettings) -> anyhow::Result<Value> {
-    let (sandbox, client) = Sandbox::start(workspace, "economy").await?;
+/// Runs item 2 with the operator started with `operator`'s flags (scaled by `settings.scale`);
+/// answers the `api_economy` object of results.json (or the baseline's, for item 7).
+pub async fn run(
+    workspace: &Workspace,
+    settings: &EconomySettings,
+    operator: &OperatorFlags,
+) -> anyhow::Result<Value> {
+    let name = match operator.name {
+        "default" => "economy".to_owned(),
+        other => format!("economy-{other}"),
+    };
+    let name = name.as_str();
+    let (sandbox, client) = Sandbox::start(workspace, name).await?;
     let max_datastores = (settings.datastores + 10).to_string();
     let emulator = Emulator::start(
         workspace,
-        "economy",
+        name,
         &[
             "--no-quotas",
             "--max-datastores",
@@ -62,13 +62,10 @@ pub async fn run(workspace: &Workspace, settings: &EconomySettings) -> anyhow::R
         ],
     )
     .await?;
-    let scaled: Vec<String> = DEFAULT_INTERVALS
-        .iter()
-        .flat_map(|(flag, seconds)| [(*flag).to_owned(), (seconds / settings.scale).to_string()])
-        .collect();
-    let mut flags: Vec<&str> = scaled.iter().map(String::as_str).collect();
-    flags.extend(LIMITER_LIFTED);
-    let operator = Operator::start(workspace, "economy", &sandbox, &emulator, &flags).await?;
+    let scaled = operator.scaled(settings.scale);
+    let flags: Vec<&str> = scaled.iter().map(String::as_str).collect();
+    let operator_flags = operator;
+    let operator = Operator::start(workspace, name, &sandbox, &emulator, &flags).await?;
 
     let tracker = Tracker::default();
     for kind in [Kind::Datastore, Kind::Import, Kind::Export] {
@@ -121,7 +118,7 @@ pub async fn run(workspace: &Workspace, settings: &EconomySettings) -> anyhow::R
     let jobs_finished_in = started.elapsed().as_secs_f64();
     let calls_to_finish = emulator.counters().await?.since(&calls_before_jobs);
     eprintln!(
-        "economy: {} jobs finished in {jobs_finished_in:.1} s",
+        "{name}: {} jobs finished in {jobs_finished_in:.1} s",
         settings.jobs
     );
 
@@ -163,6 +160,8 @@ pub async fn run(workspace: &Workspace, settings: &EconomySettings) -> anyhow::R
         .collect();
     let resyncs = HOUR_SECONDS / 600.0;
     Ok(json!({
+        "operator": operator_flags.name,
+        "operator_flags": scaled.join(" "),
         "datastores": settings.datastores,
         "finished_jobs": settings.jobs,
         "interval_scale": settings.scale,

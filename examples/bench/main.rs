@@ -13,15 +13,26 @@
 //! - `BENCH_LATENCY_OBJECTS` (default 100): datastores and jobs whose status latency is measured.
 //! - `BENCH_CRASH_RUNS` (default 200): crash-drill runs (a datastore, a job, their deletion).
 //! - `BENCH_CRASH_SEED` (default: the time): the seed of the crash drill's kill moments.
-//! - `BENCH_ONLY` (default all): a comma-separated subset of `scale,economy,fuzz,latency,crash`.
+//! - `BENCH_QUOTA_JOBS` (default 500): import jobs of the quota run, over 10 datastores.
+//! - `BENCH_QUOTA_SPEED` (default 250): how many times faster than real time the emulator's
+//!   clock runs in the quota run (the operator's intervals and limiter are scaled to match).
+//! - `BENCH_FAULT_OBJECTS` (default 50): datastores, and import and export jobs, of each run of
+//!   the fault drill.
+//! - `BENCH_FAULT_SPEED` (default 10): the emulator's clock speed in the fault drill.
+//! - `BENCH_ONLY` (default all): a comma-separated subset of
+//!   `scale,economy,fuzz,quota,latency,crash,faults,baseline` (`baseline` reruns economy, quota
+//!   and faults with the limiter lifted and a fixed 5 s requeue).
 //! - `BENCH_OPERATOR_BINARY` (default `target/release/healthlake-operator`).
 
 mod crash;
 mod economy;
+mod faults;
+mod flags;
 mod fuzz;
 mod latency;
 mod objects;
 mod processes;
+mod quota;
 mod report;
 mod scale;
 
@@ -29,7 +40,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use processes::Workspace;
 
@@ -59,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("failed to create {}", directory.display()))?;
     let workspace = Workspace { binary, directory };
     let only = std::env::var("BENCH_ONLY")
-        .unwrap_or_else(|_| "scale,economy,fuzz,latency,crash".to_owned());
+        .unwrap_or_else(|_| "scale,economy,fuzz,quota,latency,crash,faults,baseline".to_owned());
     let selected = |part: &str| only.split(',').any(|chosen| chosen.trim() == part);
 
     let mut results = json!({
@@ -84,7 +95,12 @@ async fn main() -> anyhow::Result<()> {
             jobs: env_number("BENCH_JOBS", 1_000)?,
             scale: 100.0,
         };
-        results["api_economy"] = economy::run(&workspace, &settings).await?;
+        results["api_economy"] = economy::run(
+            &workspace,
+            &settings,
+            &flags::OperatorFlags::default_intervals_limiter_lifted(),
+        )
+        .await?;
     }
     if selected("fuzz") {
         results["fuzz"] = fuzz::run(env_number("BENCH_FUZZ_CASES", 2_000)?);
@@ -107,8 +123,48 @@ async fn main() -> anyhow::Result<()> {
         };
         results["crash_drill"] = crash::run(&workspace, &settings).await?;
     }
-    for missing in ["quota_use", "fault_drill", "baseline"] {
-        results[missing] = Value::Null;
+    if selected("quota") {
+        let settings = quota::QuotaSettings {
+            datastores: 10,
+            jobs: env_number("BENCH_QUOTA_JOBS", 500)?,
+            speed: u32::try_from(env_number("BENCH_QUOTA_SPEED", 250)?)?,
+        };
+        results["quota_use"] =
+            quota::run(&workspace, &settings, &flags::OperatorFlags::shipped()).await?;
+    }
+    if selected("faults") {
+        let settings = faults::FaultSettings {
+            objects: env_number("BENCH_FAULT_OBJECTS", 50)?,
+            speed: u32::try_from(env_number("BENCH_FAULT_SPEED", 10)?)?,
+        };
+        // The emulator has no request quotas here: the limiter is lifted (see faults.rs).
+        let operator = flags::OperatorFlags::default_intervals_limiter_lifted();
+        results["fault_drill"] = faults::run(&workspace, &settings, &operator).await?;
+    }
+    if selected("baseline") {
+        // Item 7: the same runs with the limiter lifted and a fixed 5 s requeue.
+        let baseline = flags::OperatorFlags::baseline();
+        let economy_settings = economy::EconomySettings {
+            datastores: 10,
+            jobs: env_number("BENCH_JOBS", 1_000)?,
+            scale: 100.0,
+        };
+        let quota_settings = quota::QuotaSettings {
+            datastores: 10,
+            jobs: env_number("BENCH_QUOTA_JOBS", 500)?,
+            speed: u32::try_from(env_number("BENCH_QUOTA_SPEED", 250)?)?,
+        };
+        let fault_settings = faults::FaultSettings {
+            objects: env_number("BENCH_FAULT_OBJECTS", 50)?,
+            speed: u32::try_from(env_number("BENCH_FAULT_SPEED", 10)?)?,
+        };
+        results["baseline"] = json!({
+            "operator_flags": "limiter lifted; poll soon, poll long, resync, backoff base and max, stalled retries all 5 s (scaled by each run's clock speed)",
+            "api_economy": economy::run(&workspace, &economy_settings, &baseline).await?,
+            "api_economy_note": "at interval scale 100 the operator's 200 ms reconcile debounce (real time) is 20 emulated seconds, so the 5 s requeue ran about every 25 s: its Describes are a lower bound; at real speed a 5 s requeue (10% jitter) makes about 600 / 5.25 = 114 Describes per datastore per 600 s",
+            "quota_use": quota::run(&workspace, &quota_settings, &baseline).await?,
+            "fault_drill": faults::run(&workspace, &fault_settings, &baseline).await?,
+        });
     }
     print!("{}", report::table(&results));
     let path = workspace.directory.join("results.json");

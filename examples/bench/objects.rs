@@ -282,6 +282,57 @@ impl Tracker {
         (f64::from(to_ready) / count, f64::from(all) / count)
     }
 
+    /// Waits until `expected` objects of each kind are Ready or `timeout` passes, printing
+    /// progress to stderr about every 15 s under `label`; answers whether all became Ready
+    /// (a run that misses some still has figures to report).
+    pub async fn wait_all_ready(
+        &self,
+        expected: &[(Kind, usize)],
+        timeout: Duration,
+        label: &str,
+    ) -> bool {
+        let started = Instant::now();
+        let mut reported = Instant::now();
+        loop {
+            let counts: Vec<(Kind, usize, usize)> = expected
+                .iter()
+                .map(|(kind, wanted)| (*kind, self.ready(*kind), *wanted))
+                .collect();
+            let done = counts.iter().all(|(_, ready, wanted)| ready >= wanted);
+            let late = started.elapsed() > timeout;
+            if done || late || reported.elapsed() > Duration::from_secs(15) {
+                let text: Vec<String> = counts
+                    .iter()
+                    .map(|(kind, ready, wanted)| format!("{ready}/{wanted} {kind:?}"))
+                    .collect();
+                eprintln!(
+                    "{label}: {} Ready after {:.0} s{}",
+                    text.join(", "),
+                    started.elapsed().as_secs_f64(),
+                    if late && !done {
+                        " (gave up waiting)"
+                    } else {
+                        ""
+                    }
+                );
+                reported = Instant::now();
+            }
+            if done || late {
+                return done;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// When each object of `kind` was first seen Ready (monotonic clock), by name.
+    pub fn ready_instants(&self, kind: Kind) -> Vec<(String, Instant)> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .filter(|((k, _), _)| *k == kind)
+            .filter_map(|((_, name), seen)| Some((name.clone(), seen.ready_at?)))
+            .collect()
+    }
+
     /// How many times a watch had to relist.
     pub fn gaps(&self) -> u32 {
         *self.gaps.lock().unwrap_or_else(|e| e.into_inner())

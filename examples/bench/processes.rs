@@ -518,3 +518,45 @@ fn dechunk(mut rest: &str) -> String {
     }
     body
 }
+
+/// Admin reads and faults of the emulator beyond the counters, for the quota and fault runs.
+impl Emulator {
+    /// The emulator's clock now, in epoch milliseconds (`GET /_emulator/clock`).
+    pub async fn clock_millis(&self) -> anyhow::Result<i64> {
+        let body = http_ok(self.address, "GET", "/_emulator/clock", None).await?;
+        let value: serde_json::Value = serde_json::from_str(&body)?;
+        value["now_millis"]
+            .as_i64()
+            .context("the emulator's clock answer has no now_millis")
+    }
+
+    /// The call log, oldest first (`GET /_emulator/calls`; the emulator keeps the last 100,000).
+    pub async fn all_calls(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let body = http_ok(self.address, "GET", "/_emulator/calls", None).await?;
+        let mut value: serde_json::Value = serde_json::from_str(&body)?;
+        match value["calls"].take() {
+            serde_json::Value::Array(calls) => Ok(calls),
+            _ => bail!("the emulator's call log answer has no calls array"),
+        }
+    }
+
+    /// The raw counters (`GET /_emulator/counters`): calls, successes and errors by type, by
+    /// operation.
+    pub async fn counters_json(&self) -> anyhow::Result<serde_json::Value> {
+        let body = http_ok(self.address, "GET", "/_emulator/counters", None).await?;
+        let mut value: serde_json::Value = serde_json::from_str(&body)?;
+        Ok(value["counters"].take())
+    }
+
+    /// Arms a fault (`POST /_emulator/faults`, the JSON of the emulator's `Fault`).
+    pub async fn inject(&self, fault: &serde_json::Value) -> anyhow::Result<()> {
+        http_ok(
+            self.address,
+            "POST",
+            "/_emulator/faults",
+            Some(&fault.to_string()),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -38,7 +38,7 @@ pub fn date() -> String {
         )
 }
 
-/// One row per figure: section, figure, value, the target.
+/// One row per figure: section, figure (a dotted path inside the section), the target.
 const ROWS: &[(&str, &str, &str)] = &[
     ("scale", "objects", ""),
     ("scale", "seconds_to_ready", ""),
@@ -56,10 +56,13 @@ const ROWS: &[(&str, &str, &str)] = &[
     ("api_economy", "calls_per_finished_job_per_hour", "0"),
     ("api_economy", "describes_per_datastore_per_resync", "<= 1"),
     ("quota_use", "start_rate_fraction", ">= 0.95"),
+    ("quota_use", "start_rate_fraction_of_limiter_budget", ""),
     ("quota_use", "describe_rate_fraction", ""),
     ("quota_use", "throttled_calls", "0"),
     ("latency", "poll_interval_seconds", ""),
     ("latency", "samples", ""),
+    ("quota_use", "imports_started", ""),
+    ("quota_use", "emulated_seconds", ""),
     ("latency", "p50_seconds", ""),
     ("latency", "p99_seconds", "<= poll + 1"),
     ("latency", "landing_overhead_real_ms_p99", ""),
@@ -70,7 +73,25 @@ const ROWS: &[(&str, &str, &str)] = &[
     ("crash_drill", "orphaned_datastores", "0"),
     ("crash_drill", "stuck_finalizers", "0"),
     ("crash_drill", "unconverged", "0"),
+    ("fault_drill", "converged", "1"),
     ("fault_drill", "calls_ratio_vs_fault_free", "<= 1.5"),
+    ("fault_drill", "backoff_violations", "0"),
+    (
+        "baseline",
+        "api_economy.calls_per_finished_job_per_hour",
+        "",
+    ),
+    (
+        "baseline",
+        "api_economy.describes_per_datastore_per_resync",
+        "",
+    ),
+    ("baseline", "quota_use.start_rate_fraction", ""),
+    ("baseline", "quota_use.describe_rate_fraction", ""),
+    ("baseline", "quota_use.throttled_calls", ""),
+    ("baseline", "fault_drill.converged", ""),
+    ("baseline", "fault_drill.calls_ratio_vs_fault_free", ""),
+    ("baseline", "fault_drill.backoff_violations", ""),
     ("fuzz", "iterations", ""),
     ("fuzz", "panics", "0"),
 ];
@@ -86,14 +107,17 @@ pub fn table(results: &Value) -> String {
     let _ = writeln!(text, "date:    {}", results["date"].as_str().unwrap_or(""));
     let _ = writeln!(
         text,
-        "{:<12} {:<40} {:>14}  target",
+        "{:<12} {:<48} {:>14}  target",
         "section", "figure", "value"
     );
-    let _ = writeln!(text, "{}", "-".repeat(80));
+    let _ = writeln!(text, "{}", "-".repeat(88));
     for (section, figure, target) in ROWS {
         let value = match &results[*section] {
             Value::Null => "not measured yet".to_owned(),
-            measured => match &measured[*figure] {
+            measured => match measured
+                .pointer(&format!("/{}", figure.replace('.', "/")))
+                .unwrap_or(&Value::Null)
+            {
                 Value::Number(number) => number
                     .as_u64()
                     .map(|whole| whole.to_string())
@@ -103,7 +127,7 @@ pub fn table(results: &Value) -> String {
                 other => other.to_string(),
             },
         };
-        let _ = writeln!(text, "{section:<12} {figure:<40} {value:>14}  {target}");
+        let _ = writeln!(text, "{section:<12} {figure:<48} {value:>14}  {target}");
     }
     text
 }
