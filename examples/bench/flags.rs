@@ -34,7 +34,7 @@ pub const FIXED_5S_INTERVALS: [(&str, f64); 7] = [
 /// The client-side rate limiter of an operator flag set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limiter {
-    /// The defaults (1/min datastore lifecycle, 1/min job starts, 10/s reads, 10% margin).
+    /// The defaults (1/min datastore lifecycle, 1/min job starts, 10/s reads, 3% margin).
     Default,
     /// [`LIMITER_LIFTED`]: no client-side limit to speak of.
     Lifted,

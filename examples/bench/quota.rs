@@ -32,8 +32,8 @@ pub const START_RATE_DEFINITION: &str = "accepted StartFHIRImportJob calls / (1 
 const STARTS_PER_MINUTE: f64 = 1.0;
 /// HealthLake's published read quota, per emulated second.
 const READS_PER_SECOND: f64 = 10.0;
-/// The operator's default safety margin: its limiter aims at 90% of each quota.
-const DEFAULT_SAFETY_MARGIN: f64 = 0.1;
+/// The operator's default safety margin: its limiter aims at 97% of each quota.
+const DEFAULT_SAFETY_MARGIN: f64 = 0.03;
 
 /// Settings of the quota run.
 pub struct QuotaSettings {
@@ -223,7 +223,7 @@ pub async fn run(
         );
     }
     if operator.limiter == Limiter::Default {
-        // The shipped limiter aims at 90% of each quota: 0.9 is its ceiling.
+        // The shipped limiter aims at 97% of each quota: 0.97 is its ceiling.
         figures["limiter_safety_margin"] = json!(DEFAULT_SAFETY_MARGIN);
         figures["start_rate_fraction_of_limiter_budget"] =
             json!(start_rate_fraction / (1.0 - DEFAULT_SAFETY_MARGIN));

@@ -341,12 +341,12 @@ mod tests {
     }
 
     #[test]
-    fn default_intervals_leave_a_ten_percent_margin() {
+    fn default_intervals_leave_a_three_percent_margin() {
         let limiter = limiter(RateLimitConfig::default());
         let cases = [
-            (OperationClass::DatastoreLifecycle, 66_666),
-            (OperationClass::JobStart, 66_666),
-            (OperationClass::Read, 111),
+            (OperationClass::DatastoreLifecycle, 61_855),
+            (OperationClass::JobStart, 61_855),
+            (OperationClass::Read, 103),
         ];
         for (class, milliseconds) in cases {
             assert_eq!(

@@ -29,11 +29,13 @@ pub struct RateLimitArgs {
         default_value = "10/s"
     )]
     pub rate_limit_read: Quota,
-    /// Fraction of each quota left unused for other clients of the account (0 to below 1).
+    /// Fraction of each quota left unused (0 to below 1): slack for the time between the
+    /// operator's clock and AWS's token bucket, so that a start paced at the quota is not
+    /// throttled. A throttled call costs the class one interval either way.
     #[arg(
         long,
         env = "HEALTHLAKE_OPERATOR_RATE_LIMIT_SAFETY_MARGIN",
-        default_value_t = 0.1
+        default_value_t = 0.03
     )]
     pub rate_limit_safety_margin: f64,
     /// Seconds a waiting object keeps its place in the queue after its turn has come.

@@ -157,7 +157,7 @@ impl Default for RateLimitConfig {
             datastore_lifecycle: Quota::per_minute(1),
             job_start: Quota::per_minute(1),
             read: Quota::per_second(10),
-            safety_margin: 0.1,
+            safety_margin: 0.03,
             ticket_retention: Duration::from_secs(600),
         }
     }
