@@ -205,7 +205,10 @@ impl Context {
             // Re-checked at least every resync: cheap (ended jobs need no AWS call), and robust
             // to clock jumps.
             Requeue::After(wait) => Action::requeue(jitter(wait.min(self.settings.resync), 10)),
-            Requeue::Quota(wait) => Action::requeue(jitter(wait.min(self.settings.poll_long), 10)),
+            // The limiter's queue already spaced the callers: the wait is this object's turn, so
+            // it comes back then (no jitter, which would leave the turn unused), at least every
+            // resync. Each look costs calls (a datastore with no id lists by name first).
+            Requeue::Quota(wait) => Action::requeue(wait.min(self.settings.resync)),
             Requeue::AwaitChange => Action::await_change(),
         }
     }

@@ -31,8 +31,9 @@ pub enum Requeue {
     Backoff,
     /// Look again after this long (a TTL running out), or at the resync interval if sooner.
     After(Duration),
-    /// The rate limiter has budget again after this long: look again then, or at the long-poll
-    /// interval if that comes first (a look that finds no budget costs no AWS call).
+    /// The rate limiter has budget for this object after this long (its turn in the queue): look
+    /// again then, or at the resync interval if that comes first. Looking sooner would cost
+    /// calls (a datastore with no id is listed by name before each create) and no progress.
     Quota(Duration),
     /// A call failed in a way only a change outside Kubernetes fixes (permissions, a key, a
     /// bucket, a quota): try again on the slow schedule of Stalled objects
