@@ -12,6 +12,7 @@ mod operator {
     mod readiness;
     mod recovery;
     mod regions;
+    mod review;
     mod stuck;
     mod watches;
 }

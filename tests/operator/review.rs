@@ -1,0 +1,89 @@
+//! Review of the region annotation, tag readings and events (review-11): scenarios that try to
+//! break them end to end.
+
+use std::time::Duration;
+
+use healthlake_operator::api::{FHIRDatastore, REGION_ANNOTATION};
+use healthlake_operator::apiserver::Verb;
+use healthlake_operator::emulator::{Fault, Operation};
+use kube::api::{Patch, PatchParams, PostParams};
+
+use super::datastore::{CREATION, datastore};
+use super::harness::{Rig, eventually, fast_settings, wait_for};
+
+/// The annotation pins region A (the default) and the datastore is created there, but the crash
+/// loses the id before any status write. While the operator is down the user adds `spec.region:
+/// eu-west-1`: the CRD's rule allows it, as no `status.region` exists yet. The restarted operator
+/// must still look for the datastore where it was created, not create a second one in eu-west-1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_spec_region_added_after_a_crash_never_duplicates_the_datastore() {
+    let mut rig = Rig::start().await;
+    let api = rig.api::<FHIRDatastore>();
+    rig.emulator.inject(Fault::Latency {
+        operation: Some(Operation::CreateFhirDatastore),
+        millis: 1_000,
+    });
+    api.create(
+        &PostParams::default(),
+        &datastore("patients", "  deletionPolicy: Delete\n"),
+    )
+    .await
+    .expect("admitted");
+    wait_for(&api, "patients", "the region annotated", |object| {
+        object
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|annotations| annotations.contains_key(REGION_ANNOTATION))
+    })
+    .await;
+    rig.apiserver
+        .fail_next(Verb::Patch, "fhirdatastores/status", 500, 10_000);
+    eventually("AWS created the datastore", || async {
+        rig.emulator.state().datastores.len() == 1
+    })
+    .await;
+    rig.stop_operator().await;
+    rig.apiserver.clear_faults();
+    rig.emulator.clear_faults();
+    let lost = api.get("patients").await.expect("object");
+    assert!(
+        lost.status
+            .as_ref()
+            .and_then(|status| status.region.as_ref())
+            .is_none(),
+        "no status write got through"
+    );
+
+    // The user adds a region while the operator is down: admitted (no status.region yet).
+    api.patch(
+        "patients",
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({ "spec": { "region": "eu-west-1" } })),
+    )
+    .await
+    .expect("the CRD admits spec.region while status.region is unset");
+
+    rig.start_operator(fast_settings(rig.emulator.region()));
+    // Let the restarted operator act (and create, if it is going to).
+    for _ in 0..20 {
+        rig.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.advance(CREATION);
+    let settled = wait_for(&api, "patients", "a status with a region", |object| {
+        object
+            .status
+            .as_ref()
+            .is_some_and(|status| status.datastore_id.is_some())
+    })
+    .await;
+    let in_default = rig.emulator.state_in(rig.emulator.region()).datastores.len();
+    let in_eu = rig.emulator.state_in("eu-west-1").datastores.len();
+    assert_eq!(
+        (in_default, in_eu),
+        (1, 0),
+        "one datastore for one object, status {:#?}",
+        settled.status
+    );
+}
