@@ -78,12 +78,117 @@ async fn review_spec_region_added_after_a_crash_never_duplicates_the_datastore()
             .is_some_and(|status| status.datastore_id.is_some())
     })
     .await;
-    let in_default = rig.emulator.state_in(rig.emulator.region()).datastores.len();
+    let in_default = rig
+        .emulator
+        .state_in(rig.emulator.region())
+        .datastores
+        .len();
     let in_eu = rig.emulator.state_in("eu-west-1").datastores.len();
     assert_eq!(
         (in_default, in_eu),
         (1, 0),
         "one datastore for one object, status {:#?}",
         settled.status
+    );
+}
+
+/// The same crash window, then the object is deleted after `spec.region` was added: the
+/// operator must delete the datastore it created (deletionPolicy Delete), not release the object
+/// after looking in the new region, leaving a datastore no object points at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_deleting_after_spec_region_added_in_the_crash_window_leaves_no_datastore_behind() {
+    let mut rig = Rig::start().await;
+    let api = rig.api::<FHIRDatastore>();
+    rig.emulator.inject(Fault::Latency {
+        operation: Some(Operation::CreateFhirDatastore),
+        millis: 1_000,
+    });
+    api.create(
+        &PostParams::default(),
+        &datastore("patients", "  deletionPolicy: Delete\n"),
+    )
+    .await
+    .expect("admitted");
+    wait_for(&api, "patients", "the region annotated", |object| {
+        object
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|annotations| annotations.contains_key(REGION_ANNOTATION))
+    })
+    .await;
+    rig.apiserver
+        .fail_next(Verb::Patch, "fhirdatastores/status", 500, 10_000);
+    eventually("AWS created the datastore", || async {
+        rig.emulator.state().datastores.len() == 1
+    })
+    .await;
+    rig.stop_operator().await;
+    rig.apiserver.clear_faults();
+    rig.emulator.clear_faults();
+    api.patch(
+        "patients",
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({ "spec": { "region": "eu-west-1" } })),
+    )
+    .await
+    .expect("admitted");
+    api.delete("patients", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete accepted");
+
+    rig.start_operator(fast_settings(rig.emulator.region()));
+    rig.advance(CREATION);
+    // Whatever the operator does, the object may only go once the datastore is being deleted.
+    let gone = async {
+        loop {
+            rig.advance(Duration::from_secs(5));
+            if api.get_opt("patients").await.expect("read").is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), gone)
+        .await
+        .expect("the object goes");
+    let left: Vec<_> = rig
+        .emulator
+        .state()
+        .datastores
+        .values()
+        .map(|record| record.status.aws_name().to_owned())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|status| status == "DELETING" || status == "DELETED"),
+        "the datastore the object created was left {left:?} with no object"
+    );
+}
+
+/// A manifest that carries the region annotation (copied from `kubectl get -o yaml` of an object
+/// in another cluster, say) and no `spec.region`: README says the region is `spec.region`, else
+/// `--region`; the operator instead keeps the copied annotation and creates the datastore there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_a_copied_region_annotation_does_not_choose_the_region() {
+    let rig = Rig::start().await;
+    let api = rig.api::<FHIRDatastore>();
+    let mut object = datastore("patients", "  deletionPolicy: Delete\n");
+    object.metadata.annotations =
+        Some([(REGION_ANNOTATION.to_owned(), "eu-west-1".to_owned())].into());
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("admitted");
+    let created = wait_for(&api, "patients", "an id", |object| {
+        object
+            .status
+            .as_ref()
+            .is_some_and(|status| status.datastore_id.is_some())
+    })
+    .await;
+    assert_eq!(
+        created.status.and_then(|status| status.region).as_deref(),
+        Some(rig.emulator.region()),
+        "no spec.region: the operator's --region"
     );
 }
