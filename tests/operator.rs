@@ -11,8 +11,8 @@ mod operator {
     mod quota;
     mod readiness;
     mod recovery;
+    mod region_pin;
     mod regions;
-    mod review;
     mod stuck;
     mod watches;
 }

@@ -56,9 +56,11 @@ pub const RESERVED_TAG_PREFIX: &str = "healthlake.fhir-operator.io/";
 
 /// Annotation the operator writes on a `FHIRDatastore` together with its finalizer, before any
 /// AWS call: the region its datastore will live in (`spec.region`, else the operator's default
-/// region at that moment). A crash after CreateFHIRDatastore and before the id reaches
-/// the status, followed by a restart under another default region, still looks for (and finds)
-/// the datastore in this region. Copied to `status.region` by the first status write.
+/// region at that moment), as `<region>/<metadata.uid>`. A crash after CreateFHIRDatastore and
+/// before the id reaches the status, followed by a restart under another default region, still
+/// looks for (and finds) the datastore in this region. Copied to `status.region` by the first
+/// status write. The uid ties the value to this object: one copied with another object's
+/// manifest is ignored.
 pub const REGION_ANNOTATION: &str = "healthlake.fhir-operator.io/region";
 
 /// Finalizer that holds a `FHIRDatastore` until AWS confirms its deletion (or it is retained).

@@ -71,6 +71,7 @@ async fn add_finalizer_and_region(
     object: &FHIRDatastore,
     context: &Context,
 ) -> Result<Action, Error> {
+    let meta = object_meta(object)?;
     let status = object.status.clone().unwrap_or_default();
     let region = decide::region(&object.spec, &status, &context.settings.default_region);
     let mut finalizers = object.finalizers().to_vec();
@@ -81,9 +82,10 @@ async fn add_finalizer_and_region(
             "resourceVersion": object.resource_version(),
         }
     });
-    if !object.annotations().contains_key(REGION_ANNOTATION) {
-        patch["metadata"]["annotations"] = serde_json::json!({ REGION_ANNOTATION: region });
-    }
+    // Always written, never taken from the object: an annotation copied from another object's
+    // manifest must not choose the region before the operator has called AWS.
+    patch["metadata"]["annotations"] =
+        serde_json::json!({ REGION_ANNOTATION: decide::region_annotation(&region, &meta) });
     let params = kube::api::PatchParams {
         field_manager: Some(super::FIELD_MANAGER.to_owned()),
         ..Default::default()
@@ -105,7 +107,7 @@ async fn add_finalizer_and_region(
 }
 
 /// The object's status with the region its annotation pinned, when the status has none yet.
-fn current_status(object: &FHIRDatastore) -> crate::api::FHIRDatastoreStatus {
+fn current_status(object: &FHIRDatastore, meta: &ObjectMeta) -> crate::api::FHIRDatastoreStatus {
     decide::with_annotated_region(
         &object.spec,
         object.status.clone().unwrap_or_default(),
@@ -113,6 +115,7 @@ fn current_status(object: &FHIRDatastore) -> crate::api::FHIRDatastoreStatus {
             .annotations()
             .get(REGION_ANNOTATION)
             .map(String::as_str),
+        meta,
     )
 }
 
@@ -154,7 +157,7 @@ async fn apply(
     context: &Context,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
-    let status = current_status(object);
+    let status = current_status(object, &meta);
     if let Some(pinned) = decide::pin(
         &object.spec,
         &status,
@@ -206,7 +209,7 @@ async fn cleanup(
     context: &Context,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
-    let status = current_status(object);
+    let status = current_status(object, &meta);
     let region = decide::region(&object.spec, &status, &context.settings.default_region);
     let retain = decide::deletion_policy(&object.spec) == DeletionPolicy::Retain;
     if !retain && let Hold::Wait(wait) = context.hold(object, &meta, &status.conditions) {
@@ -305,7 +308,7 @@ async fn settle_and_write(
         // Settled on the status with the annotated region; diffed against what is stored, so that
         // the first write records the region too.
         let stored = current.status.clone().unwrap_or_default();
-        let status = current_status(&current);
+        let status = current_status(&current, meta);
         let settled = match step {
             Step::Unobserved { error, action } => {
                 context.count_error(KIND, error);

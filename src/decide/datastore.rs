@@ -184,15 +184,30 @@ pub fn with_annotated_region(
     spec: &FHIRDatastoreSpec,
     mut status: FHIRDatastoreStatus,
     annotated: Option<&str>,
+    meta: &ObjectMeta,
 ) -> FHIRDatastoreStatus {
     if status.region.is_none()
-        && let Some(annotated) = annotated.filter(|region| !region.is_empty())
+        && let Some(annotated) = annotated.and_then(|value| annotated_region(value, meta))
     {
-        // `spec.region` cannot change while it is set; the annotation was written from it.
-        status.region = Some(spec.region.clone().unwrap_or_else(|| annotated.to_owned()));
+        // The annotation was written (from `spec.region`, else the default region) before any
+        // AWS call: it wins over a `spec.region` added later, while the status had no region
+        // yet, which would otherwise look for the datastore (and create it again) elsewhere.
+        status.region = Some(annotated.to_owned());
         status.deletion_policy = status.deletion_policy.or(Some(deletion_policy(spec)));
     }
     status
+}
+
+/// The value of [`crate::api::REGION_ANNOTATION`] that pins `region` for the object `meta`.
+pub fn region_annotation(region: &str, meta: &ObjectMeta) -> String {
+    format!("{region}/{}", meta.uid)
+}
+
+/// The region a [`crate::api::REGION_ANNOTATION`] value pins, if it was written for this object
+/// (its uid); `None` for a value copied from another object or edited into another shape.
+fn annotated_region<'a>(value: &'a str, meta: &ObjectMeta) -> Option<&'a str> {
+    let (region, uid) = value.split_once('/')?;
+    (!region.is_empty() && uid == meta.uid).then_some(region)
 }
 
 /// Pins the region (and shows the deletion policy) in status before the first AWS call, so that

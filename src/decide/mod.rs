@@ -313,10 +313,9 @@ pub fn on_error(
         HealthLakeError::WaitingForQuota { retry_after } => {
             let message = format!("waiting for request quota to {action}");
             waiting(conditions, "WaitingForQuota", &message);
-            (
-                Requeue::Quota(*retry_after),
-                Some(Notice::normal("WaitingForQuota", message)),
-            )
+            // The operator's own pacing, shown in Reconciling: no event, so that the happy path
+            // stays at one event per object when many objects share a quota.
+            (Requeue::Quota(*retry_after), None)
         }
         HealthLakeError::Terminal { reason, message } => {
             let text = format!(

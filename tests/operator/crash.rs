@@ -50,8 +50,9 @@ async fn a_crash_between_create_and_status_write_never_duplicates_the_datastore(
             .annotations
             .as_ref()
             .is_some_and(|annotations| {
-                annotations.get(REGION_ANNOTATION).map(String::as_str)
-                    == Some(rig.emulator.region())
+                annotations
+                    .get(REGION_ANNOTATION)
+                    .is_some_and(|value| value.starts_with(&format!("{}/", rig.emulator.region())))
             })
     })
     .await;

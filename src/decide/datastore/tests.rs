@@ -811,31 +811,48 @@ fn an_unread_poll_keeps_the_last_reading_and_stays_in_sync() {
 
 #[test]
 fn the_annotated_region_fills_an_unpinned_status_only() {
+    let meta = meta("patients");
+    let annotated = region_annotation("eu-west-1", &meta);
+    assert_eq!(annotated, "eu-west-1/uid-patients");
     let unpinned = FHIRDatastoreStatus::default();
-    let filled = with_annotated_region(&spec(), unpinned.clone(), Some("eu-west-1"));
+    let filled = with_annotated_region(&spec(), unpinned.clone(), Some(&annotated), &meta);
     assert_eq!(filled.region.as_deref(), Some("eu-west-1"));
     assert_eq!(filled.deletion_policy, Some(DeletionPolicy::Delete));
     // Nothing annotated (an object from before the annotation): the pin write does it.
     assert_eq!(
-        with_annotated_region(&spec(), unpinned.clone(), None),
+        with_annotated_region(&spec(), unpinned.clone(), None, &meta),
         unpinned
     );
-    assert!(pin(&spec(), &unpinned, "us-east-1", &meta("patients"), now()).is_some());
-    assert!(pin(&spec(), &filled, "us-east-1", &meta("patients"), now()).is_none());
+    assert!(pin(&spec(), &unpinned, "us-east-1", &meta, now()).is_some());
+    assert!(pin(&spec(), &filled, "us-east-1", &meta, now()).is_none());
+    // A value copied from another object's manifest, or without the uid, pins nothing.
+    for foreign in [
+        "eu-west-1/uid-someone-else",
+        "eu-west-1",
+        "/uid-patients",
+        "",
+    ] {
+        assert_eq!(
+            with_annotated_region(&spec(), unpinned.clone(), Some(foreign), &meta),
+            unpinned,
+            "{foreign:?}"
+        );
+    }
     // A pinned status is never moved, whatever the annotation says.
     let pinned = FHIRDatastoreStatus {
         region: Some("us-east-1".to_owned()),
         ..Default::default()
     };
     assert_eq!(
-        with_annotated_region(&spec(), pinned.clone(), Some("eu-west-1")),
+        with_annotated_region(&spec(), pinned.clone(), Some(&annotated), &meta),
         pinned
     );
-    // `spec.region` wins over an annotation edited by hand.
+    // A `spec.region` added after the annotation was written (the status had no region yet,
+    // so admission allowed it) does not move the datastore: the annotation was there first.
     let in_spec = FHIRDatastoreSpec {
         region: Some("ap-south-1".to_owned()),
         ..spec()
     };
-    let filled = with_annotated_region(&in_spec, unpinned, Some("eu-west-1"));
-    assert_eq!(filled.region.as_deref(), Some("ap-south-1"));
+    let filled = with_annotated_region(&in_spec, unpinned, Some(&annotated), &meta);
+    assert_eq!(filled.region.as_deref(), Some("eu-west-1"));
 }

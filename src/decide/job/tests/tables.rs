@@ -692,7 +692,7 @@ fn start_outcome_table<S: Kind>() {
             assert_transitions(before.conditions(), status.conditions(), now(), &case);
             assert_eq!(settled.requeue, row.requeue, "{case}: requeue");
             let changed = phase_of(before.conditions()) != phase;
-            let expected = Some(row.notice).filter(|(_, warning)| *warning || changed);
+            let expected = row.notice.filter(|(_, warning)| *warning || changed);
             assert_eq!(
                 events(&settled),
                 expect_events(expected.as_slice()),
@@ -727,7 +727,7 @@ fn unobserved_table<S: Kind>() {
             assert_transitions(before.conditions(), status.conditions(), now(), &case);
             assert_eq!(settled.requeue, row.requeue, "{case}: requeue");
             let changed = phase_of(before.conditions()) != phase;
-            let expected = Some(row.notice).filter(|(_, warning)| *warning || changed);
+            let expected = row.notice.filter(|(_, warning)| *warning || changed);
             assert_eq!(
                 events(&settled),
                 expect_events(expected.as_slice()),

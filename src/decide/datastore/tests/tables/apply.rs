@@ -399,7 +399,7 @@ fn outcome_rows() -> Vec<OutcomeRow> {
                 effect: error.effect,
                 requeue: error.requeue,
                 decided: None,
-                events: vec![error.notice],
+                events: error.notice.into_iter().collect(),
                 recorded: recorded.clone(),
                 managed: Managed::Prior,
             });
@@ -494,7 +494,7 @@ fn unobserved_table_every_prior_by_every_error_class() {
             assert_transitions(&before.conditions, &status.conditions, now(), &case);
             assert_eq!(settled.requeue, row.requeue, "{case}: requeue");
             let changed = phase_of(&before.conditions) != phase;
-            let expected = Some(row.notice).filter(|(_, warning)| *warning || changed);
+            let expected = row.notice.filter(|(_, warning)| *warning || changed);
             assert_eq!(
                 notices(&settled),
                 expect_notices(expected.as_slice()),

@@ -1,5 +1,6 @@
-//! Review of the region annotation, tag readings and events (review-11): scenarios that try to
-//! break them end to end.
+//! The region annotation written with the finalizer: a `spec.region` added in the crash window,
+//! a deletion in it, and an annotation copied with another object's manifest never move, leave
+//! behind or duplicate a datastore.
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use super::harness::{Rig, eventually, fast_settings, wait_for};
 /// eu-west-1`: the CRD's rule allows it, as no `status.region` exists yet. The restarted operator
 /// must still look for the datastore where it was created, not create a second one in eu-west-1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_spec_region_added_after_a_crash_never_duplicates_the_datastore() {
+async fn spec_region_added_after_a_crash_never_duplicates_the_datastore() {
     let mut rig = Rig::start().await;
     let api = rig.api::<FHIRDatastore>();
     rig.emulator.inject(Fault::Latency {
@@ -96,7 +97,7 @@ async fn review_spec_region_added_after_a_crash_never_duplicates_the_datastore()
 /// operator must delete the datastore it created (deletionPolicy Delete), not release the object
 /// after looking in the new region, leaving a datastore no object points at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_deleting_after_spec_region_added_in_the_crash_window_leaves_no_datastore_behind() {
+async fn deleting_after_spec_region_added_in_the_crash_window_leaves_no_datastore_behind() {
     let mut rig = Rig::start().await;
     let api = rig.api::<FHIRDatastore>();
     rig.emulator.inject(Fault::Latency {
@@ -166,29 +167,43 @@ async fn review_deleting_after_spec_region_added_in_the_crash_window_leaves_no_d
     );
 }
 
-/// A manifest that carries the region annotation (copied from `kubectl get -o yaml` of an object
-/// in another cluster, say) and no `spec.region`: README says the region is `spec.region`, else
-/// `--region`; the operator instead keeps the copied annotation and creates the datastore there.
+/// A manifest copied from `kubectl get -o yaml` of an object elsewhere carries the region
+/// annotation (bound to that object's uid) and even the finalizer, and no `spec.region`: the
+/// region is still the operator's `--region`, as README says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_a_copied_region_annotation_does_not_choose_the_region() {
+async fn a_copied_region_annotation_does_not_choose_the_region() {
     let rig = Rig::start().await;
     let api = rig.api::<FHIRDatastore>();
-    let mut object = datastore("patients", "  deletionPolicy: Delete\n");
-    object.metadata.annotations =
-        Some([(REGION_ANNOTATION.to_owned(), "eu-west-1".to_owned())].into());
-    api.create(&PostParams::default(), &object)
-        .await
-        .expect("admitted");
-    let created = wait_for(&api, "patients", "an id", |object| {
-        object
-            .status
-            .as_ref()
-            .is_some_and(|status| status.datastore_id.is_some())
-    })
-    .await;
-    assert_eq!(
-        created.status.and_then(|status| status.region).as_deref(),
-        Some(rig.emulator.region()),
-        "no spec.region: the operator's --region"
-    );
+    for (name, finalizers) in [
+        ("copied", vec![]),
+        (
+            "copied-with-finalizer",
+            vec![healthlake_operator::api::DATASTORE_FINALIZER.to_owned()],
+        ),
+    ] {
+        let mut object = datastore(name, "  deletionPolicy: Delete\n");
+        object.metadata.annotations = Some(
+            [(
+                REGION_ANNOTATION.to_owned(),
+                "eu-west-1/0f6c3f0e-1111-4a4a-9b9b-123456789abc".to_owned(),
+            )]
+            .into(),
+        );
+        object.metadata.finalizers = Some(finalizers);
+        api.create(&PostParams::default(), &object)
+            .await
+            .expect("admitted");
+        let created = wait_for(&api, name, "an id", |object| {
+            object
+                .status
+                .as_ref()
+                .is_some_and(|status| status.datastore_id.is_some())
+        })
+        .await;
+        assert_eq!(
+            created.status.and_then(|status| status.region).as_deref(),
+            Some(rig.emulator.region()),
+            "{name}: no spec.region, so the operator's --region"
+        );
+    }
 }
