@@ -365,8 +365,9 @@ pub struct FHIRDatastoreStatus {
     /// are shown as AWS sends them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datastore_status: Option<DatastoreStatus>,
-    /// The region the datastore lives in, pinned before the first AWS call and never changed,
-    /// whatever the operator's default region becomes.
+    /// The region the datastore lives in, never changed whatever the operator's default region
+    /// becomes: pinned before the first AWS call (in the `healthlake.fhir-operator.io/region`
+    /// annotation) and copied here by the first status write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// The deletion policy in force: `spec.deletionPolicy`, else `Delete` for a datastore the
