@@ -21,6 +21,7 @@ use anyhow::Context;
 use kube::api::ListParams;
 use serde_json::{Value, json};
 
+use crate::flags;
 use crate::objects::{self, Kind, Sleep, Tracker};
 use crate::processes::{Emulator, LIMITER_LIFTED, Operator, Sandbox, Workspace};
 
@@ -34,15 +35,9 @@ pub struct LatencySettings {
     pub stagger: Duration,
 }
 
-/// The operator's default intervals, in seconds, as `run` flags (its `--help`).
-pub const DEFAULT_INTERVALS: [(&str, f64); 9] = [
-    ("--poll-soon-seconds", 5.0),
-    ("--poll-long-seconds", 45.0),
-    ("--resync-seconds", 600.0),
-    ("--backoff-base-seconds", 5.0),
-    ("--backoff-max-seconds", 300.0),
-    ("--stalled-retry-seconds", 300.0),
-    ("--stalled-retry-max-seconds", 3600.0),
+/// Default interval flags besides [`flags::DEFAULT_INTERVALS`] that these runs scale too, so
+/// that the stuck warnings come at the emulated times they would come at in real time.
+const STUCK_INTERVALS: [(&str, f64); 2] = [
     ("--datastore-stuck-seconds", 7200.0),
     ("--job-stuck-seconds", 86400.0),
 ];
@@ -56,8 +51,9 @@ const REALISTIC_JOB_SECONDS: f64 = 30.0 + 60.0 + 15.0 * 60.0;
 
 /// Every default interval flag divided by `speed`.
 pub fn scaled_intervals(speed: f64) -> Vec<String> {
-    DEFAULT_INTERVALS
+    flags::DEFAULT_INTERVALS
         .iter()
+        .chain(&STUCK_INTERVALS)
         .flat_map(|(flag, seconds)| [(*flag).to_owned(), (seconds / speed).to_string()])
         .collect()
 }
