@@ -57,6 +57,7 @@ pub struct FailureRule {
 pub struct Faults {
     rules: Vec<FailureRule>,
     latency: Duration,
+    watch_lag: Duration,
 }
 
 impl Faults {
@@ -93,10 +94,21 @@ impl Faults {
         self.latency
     }
 
-    /// Removes every rule and the latency.
+    /// Sets how late every watch event of a watch started from now on reaches its client.
+    pub fn set_watch_lag(&mut self, lag: Duration) {
+        self.watch_lag = lag;
+    }
+
+    /// How late every watch event reaches its client.
+    pub fn watch_lag(&self) -> Duration {
+        self.watch_lag
+    }
+
+    /// Removes every rule, the latency and the watch lag.
     pub fn clear(&mut self) {
         self.rules.clear();
         self.latency = Duration::ZERO;
+        self.watch_lag = Duration::ZERO;
     }
 }
 

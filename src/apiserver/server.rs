@@ -244,7 +244,14 @@ impl ApiServer {
         lock(&self.shared.faults).set_latency(latency);
     }
 
-    /// Removes every fault rule and the latency.
+    /// Delivers every event of the watches started from now on `lag` after it happened (zero
+    /// removes it), as a busy API server or a slow network would: a client's own write then
+    /// reaches its cache that much later.
+    pub fn set_watch_lag(&self, lag: Duration) {
+        lock(&self.shared.faults).set_watch_lag(lag);
+    }
+
+    /// Removes every fault rule, the latency and the watch lag.
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
     }

@@ -34,6 +34,46 @@ pub struct WatchRequest {
     pub metadata_only: bool,
 }
 
+/// A sender that hands each line on to `sender` `lag` after it was sent (a fault hook: a watch
+/// that falls behind). Lines keep their order; a zero lag is `sender` itself.
+pub fn lagging(sender: mpsc::Sender<Bytes>, lag: Duration) -> mpsc::Sender<Bytes> {
+    if lag.is_zero() {
+        return sender;
+    }
+    let (input, mut lines) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        let mut due = std::collections::VecDeque::new();
+        loop {
+            let next = due.front().map(|(at, _)| *at);
+            tokio::select! {
+                line = lines.recv() => match line {
+                    Some(line) => due.push_back((tokio::time::Instant::now() + lag, line)),
+                    None if due.is_empty() => return,
+                    // The watch ended: what it sent still arrives, late.
+                    None => {
+                        for (at, line) in due.drain(..) {
+                            tokio::time::sleep_until(at).await;
+                            if sender.send(line).await.is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                },
+                () = async { tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)).await }, if next.is_some() => {
+                    if let Some((_, line)) = due.pop_front()
+                        && sender.send(line).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                () = sender.closed() => return,
+            }
+        }
+    });
+    input
+}
+
 /// The watch event for a change as this watcher sees it, or `None` when it does not concern it.
 fn event_for(request: &WatchRequest, change: &Change) -> Option<Value> {
     if change.storage_key != request.resource.storage_key() {

@@ -7,7 +7,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 
-use super::{Context, Error, Written, object_meta, write_status};
+use super::{Context, Error, OwnWrites, Written, object_meta, write_status};
 use crate::api::{
     DATASTORE_FINALIZER, DatastoreStatus, DeletionPolicy, FHIRDatastore, REGION_ANNOTATION,
 };
@@ -24,18 +24,34 @@ const KIND: &str = "FHIRDatastore";
 /// gives up and lets the requeue try later.
 const STALE_WRITE_ATTEMPTS: usize = 3;
 
-/// Reconciles one FHIRDatastore through the finalizer helper.
-pub async fn reconcile(object: Arc<FHIRDatastore>, context: Arc<Context>) -> Result<Action, Error> {
+/// The datastore controller's context: the shared one, and the writes its watch has not
+/// delivered yet.
+pub(super) struct DatastoreContext {
+    pub(super) shared: Arc<Context>,
+    pub(super) own_writes: Arc<OwnWrites<FHIRDatastore>>,
+}
+
+/// Reconciles one FHIRDatastore through the finalizer helper, on the newest copy this process
+/// knows (its own last write, when the watch has not delivered it yet).
+pub(super) async fn reconcile(
+    object: Arc<FHIRDatastore>,
+    datastore_context: Arc<DatastoreContext>,
+) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    let context = datastore_context.shared.as_ref();
+    let own_writes = datastore_context.own_writes.as_ref();
+    let object = own_writes.newest(object);
     let meta = object_meta(object.as_ref())?;
     let api: Api<FHIRDatastore> = Api::namespaced(context.client.clone(), &meta.namespace);
     let result = if needs_finalizer(&object) {
-        add_finalizer_and_region(&api, &object, &context).await
+        add_finalizer_and_region(&api, &object, context, own_writes).await
     } else {
         finalizer(&api, DATASTORE_FINALIZER, object, |event| async {
             match event {
-                FinalizerEvent::Apply(object) => apply(&api, &object, &context).await,
-                FinalizerEvent::Cleanup(object) => cleanup(&api, &object, &context).await,
+                FinalizerEvent::Apply(object) => apply(&api, &object, context, own_writes).await,
+                FinalizerEvent::Cleanup(object) => {
+                    cleanup(&api, &object, context, own_writes).await
+                }
             }
         })
         .await
@@ -70,6 +86,7 @@ async fn add_finalizer_and_region(
     api: &Api<FHIRDatastore>,
     object: &FHIRDatastore,
     context: &Context,
+    own_writes: &OwnWrites<FHIRDatastore>,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
     let status = object.status.clone().unwrap_or_default();
@@ -98,7 +115,11 @@ async fn add_finalizer_and_region(
         )
         .await
     {
-        Ok(_) => Ok(Action::await_change()),
+        Ok(written) => {
+            let read: Vec<String> = object.resource_version().into_iter().collect();
+            own_writes.wrote(&read, written);
+            Ok(Action::await_change())
+        }
         Err(kube::Error::Api(status)) if status.code == 409 => {
             Ok(Action::requeue(std::time::Duration::from_millis(100)))
         }
@@ -121,13 +142,18 @@ fn current_status(object: &FHIRDatastore, meta: &ObjectMeta) -> crate::api::FHIR
 
 /// Requeues after a Kubernetes-side failure (HealthLake errors never get here), or after the
 /// wait a cleanup asked for.
-pub fn error_policy(object: Arc<FHIRDatastore>, error: &Error, context: Arc<Context>) -> Action {
+pub(super) fn error_policy(
+    object: Arc<FHIRDatastore>,
+    error: &Error,
+    context: Arc<DatastoreContext>,
+) -> Action {
     if let Some(action) = error.pending() {
         return action;
     }
     tracing::warn!(%error, name = %object.name_any(), "datastore reconcile failed");
     Action::requeue(
         context
+            .shared
             .errors
             .backoff(object.metadata.uid.as_deref().unwrap_or_default()),
     )
@@ -155,6 +181,7 @@ async fn apply(
     api: &Api<FHIRDatastore>,
     object: &FHIRDatastore,
     context: &Context,
+    own_writes: &OwnWrites<FHIRDatastore>,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
     let status = current_status(object, &meta);
@@ -167,10 +194,12 @@ async fn apply(
     ) {
         // The region is pinned before the first AWS call, so that a restart under another
         // default region can never look for (or create) the datastore elsewhere.
+        let read: Vec<String> = object.resource_version().into_iter().collect();
         return match write_status(
             api,
+            own_writes,
             &meta.name,
-            object.resource_version().as_deref(),
+            &read,
             &object.status.clone().unwrap_or_default(),
             &pinned,
         )
@@ -198,8 +227,17 @@ async fn apply(
         }
     };
     let decided_at = context.now();
-    let settled =
-        settle_and_write(api, object, &meta, &region, &step, context, decide::apply).await?;
+    let settled = settle_and_write(
+        api,
+        own_writes,
+        object,
+        &meta,
+        &region,
+        &step,
+        context,
+        decide::apply,
+    )
+    .await?;
     Ok(context.action(object, &meta, settled.requeue, decided_at))
 }
 
@@ -207,6 +245,7 @@ async fn cleanup(
     api: &Api<FHIRDatastore>,
     object: &FHIRDatastore,
     context: &Context,
+    own_writes: &OwnWrites<FHIRDatastore>,
 ) -> Result<Action, Error> {
     let meta = object_meta(object)?;
     let status = current_status(object, &meta);
@@ -261,8 +300,17 @@ async fn cleanup(
         }
     };
     let decided_at = context.now();
-    let settled =
-        settle_and_write(api, object, &meta, &region, &step, context, decide::cleanup).await?;
+    let settled = settle_and_write(
+        api,
+        own_writes,
+        object,
+        &meta,
+        &region,
+        &step,
+        context,
+        decide::cleanup,
+    )
+    .await?;
     let requeue = match settled.requeue {
         Requeue::AwaitChange => Requeue::LongOperation,
         other => other,
@@ -294,8 +342,11 @@ fn input<'a>(
 /// Settles the step on the object's status and writes it; when the object changed meanwhile
 /// (409), re-reads it and settles the same step again on the fresh status, so that what AWS
 /// answered is recorded and nothing newer is overwritten. Publishes the settled events once.
+// The reconcile's state, passed down as it is: a struct for one call would only add noise.
+#[allow(clippy::too_many_arguments)]
 async fn settle_and_write(
     api: &Api<FHIRDatastore>,
+    own_writes: &OwnWrites<FHIRDatastore>,
     object: &FHIRDatastore,
     meta: &ObjectMeta,
     region: &str,
@@ -304,7 +355,9 @@ async fn settle_and_write(
     decide_with: fn(&DatastoreInput<'_>) -> decide::Decision,
 ) -> Result<Settled<crate::api::FHIRDatastoreStatus>, Error> {
     let mut current = object.clone();
+    let mut read = Vec::new();
     for _ in 0..STALE_WRITE_ATTEMPTS {
+        read.extend(current.resource_version());
         // Settled on the status with the annotated region; diffed against what is stored, so that
         // the first write records the region too.
         let stored = current.status.clone().unwrap_or_default();
@@ -322,15 +375,7 @@ async fn settle_and_write(
                 decide::settle(&decide_with(&input), outcome, &input)
             }
         };
-        match write_status(
-            api,
-            &meta.name,
-            current.resource_version().as_deref(),
-            &stored,
-            &settled.status,
-        )
-        .await?
-        {
+        match write_status(api, own_writes, &meta.name, &read, &stored, &settled.status).await? {
             Written::Done => {
                 for notice in &settled.notices {
                     context.publish(object, notice, "Reconcile").await;

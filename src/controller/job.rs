@@ -15,7 +15,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Context, Error, Written, object_meta, scoped_api, write_status};
+use super::{Context, Error, OwnWrites, Written, object_meta, scoped_api, write_status};
 use crate::api::{
     DatastoreReference, FHIRDatastore, FHIRExportJob, FHIRExportJobStatus, FHIRImportJob,
     FHIRImportJobStatus,
@@ -133,10 +133,12 @@ job_kind!(
     describe_export_job
 );
 
-/// The shared context plus the datastores the jobs refer to.
-struct JobContext {
+/// The shared context plus the datastores the jobs refer to, and the job writes the watch has not
+/// delivered yet.
+struct JobContext<K: JobKind> {
     shared: Arc<Context>,
     datastores: Store<FHIRDatastore>,
+    own_writes: Arc<OwnWrites<K>>,
 }
 
 /// Which jobs name which FHIRDatastore, so that a datastore change finds its jobs without a scan
@@ -290,8 +292,12 @@ pub(super) async fn run<K: JobKind>(
     let index = Arc::new(JobIndex::default());
     let indexer = index.clone();
     let errors = context.clone();
-    let (job_store, changes) = super::watched(jobs, move |event: &watcher::Event<K>, store| {
+    let (job_store, writer) = kube::runtime::reflector::store();
+    let own_writes = Arc::new(OwnWrites::new(job_store.clone()));
+    let watch_writes = own_writes.clone();
+    let changes = super::watched(jobs, (job_store.clone(), writer), move |event, store| {
         indexer.observe(event, store);
+        watch_writes.observe(event);
         if let watcher::Event::Delete(job) = event
             && let Some(uid) = job.meta().uid.as_deref()
         {
@@ -308,6 +314,7 @@ pub(super) async fn run<K: JobKind>(
     let job_context = Arc::new(JobContext {
         shared: context,
         datastores,
+        own_writes,
     });
     controller
         .graceful_shutdown_on(shutdown)
@@ -316,7 +323,7 @@ pub(super) async fn run<K: JobKind>(
         .await;
 }
 
-fn error_policy<K: JobKind>(object: Arc<K>, error: &Error, context: Arc<JobContext>) -> Action {
+fn error_policy<K: JobKind>(object: Arc<K>, error: &Error, context: Arc<JobContext<K>>) -> Action {
     tracing::warn!(%error, kind = K::KIND, name = %object.name_any(), "job reconcile failed");
     Action::requeue(
         context
@@ -326,8 +333,14 @@ fn error_policy<K: JobKind>(object: Arc<K>, error: &Error, context: Arc<JobConte
     )
 }
 
-async fn reconcile<K: JobKind>(object: Arc<K>, context: Arc<JobContext>) -> Result<Action, Error> {
+/// Reconciles one job on the newest copy this process knows (its own last write, when the watch
+/// has not delivered it yet).
+async fn reconcile<K: JobKind>(
+    object: Arc<K>,
+    context: Arc<JobContext<K>>,
+) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    let object = context.own_writes.newest(object);
     let result = reconcile_job(object.as_ref(), &context).await;
     context
         .shared
@@ -354,7 +367,10 @@ enum Step {
     },
 }
 
-async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Result<Action, Error> {
+async fn reconcile_job<K: JobKind>(
+    object: &K,
+    job_context: &JobContext<K>,
+) -> Result<Action, Error> {
     let context = job_context.shared.as_ref();
     let meta = object_meta(object)?;
     if object.meta().deletion_timestamp.is_some() {
@@ -441,7 +457,9 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
 
     let decided_at = context.now();
     let mut current = object.clone();
+    let mut read = Vec::new();
     for _ in 0..STALE_WRITE_ATTEMPTS {
+        read.extend(current.resource_version());
         let status = current.job_status().cloned().unwrap_or_default();
         let settled = match &step {
             Step::Unobserved { error, action } => {
@@ -465,8 +483,9 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
         };
         match write_status(
             &api,
+            &job_context.own_writes,
             &meta.name,
-            current.resource_version().as_deref(),
+            &read,
             &status,
             &settled.status,
         )
@@ -488,7 +507,7 @@ async fn reconcile_job<K: JobKind>(object: &K, job_context: &JobContext) -> Resu
 const STALE_WRITE_ATTEMPTS: usize = 3;
 
 /// Where the job should run, from the FHIRDatastore it names (in the shared cache).
-fn target_of<K: JobKind>(object: &K, meta: &ObjectMeta, job_context: &JobContext) -> Target {
+fn target_of<K: JobKind>(object: &K, meta: &ObjectMeta, job_context: &JobContext<K>) -> Target {
     let context = job_context.shared.as_ref();
     let datastore = object.reference().and_then(|reference| {
         job_context

@@ -9,6 +9,7 @@ mod errors;
 pub mod health;
 mod job;
 pub mod metrics;
+mod own_writes;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use serde::de::DeserializeOwned;
 
 pub use errors::ErrorTracker;
 use metrics::Metrics;
+use own_writes::OwnWrites;
 
 use crate::api::{FHIRDatastore, FHIRExportJob, FHIRImportJob};
 use crate::decide::stall::{self, Hold, RETRY_AT_ANNOTATION, RetrySchedule};
@@ -360,15 +362,21 @@ enum Written {
 /// patch that carries the `resourceVersion` the status was computed from: the API server refuses
 /// it (409 Conflict) when the object changed since, so a stale copy never overwrites a newer
 /// status. Sends nothing when nothing changed.
+///
+/// `read` holds the `resourceVersion` of every copy of the object the status was computed from,
+/// oldest first (more than one after a 409 and a re-read); the last one is the precondition. A
+/// write that went through is handed to `own_writes`, so that the next reconcile acts on it even
+/// before the watch delivers it.
 async fn write_status<K, S>(
     api: &Api<K>,
+    own_writes: &OwnWrites<K>,
     name: &str,
-    resource_version: Option<&str>,
+    read: &[String],
     current: &S,
     desired: &S,
 ) -> Result<Written, Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + 'static,
     S: Serialize + PartialEq,
 {
     if current == desired {
@@ -378,7 +386,7 @@ where
         serde_json::to_value(status).map_err(|error| Error::Kube(kube::Error::SerdeError(error)))
     };
     let patch = serde_json::json!({
-        "metadata": {"resourceVersion": resource_version},
+        "metadata": {"resourceVersion": read.last()},
         "status": merge_patch(&to_json(current)?, &to_json(desired)?),
     });
     let params = PatchParams {
@@ -386,7 +394,10 @@ where
         ..PatchParams::default()
     };
     match api.patch_status(name, &params, &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(Written::Done),
+        Ok(written) => {
+            own_writes.wrote(read, written);
+            Ok(Written::Done)
+        }
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(Written::Stale),
         Err(error) => Err(error.into()),
     }
@@ -466,8 +477,9 @@ fn relevant_change<K: Resource>(object: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// A cache of `api`'s objects, without `managedFields` (nothing reads them, and they are often
-/// most of an object's size), and the stream of relevant changes that drives a controller.
+/// Fills the cache `reader`/`writer` with `api`'s objects, without `managedFields` (nothing reads
+/// them, and they are often most of an object's size), and returns the stream of relevant changes
+/// that drives a controller.
 /// `observe` sees every watch event after it reached the cache (jobs index themselves by datastore
 /// with it, and forget deleted objects).
 ///
@@ -475,11 +487,9 @@ fn relevant_change<K: Resource>(object: &K) -> Option<u64> {
 /// errors, recovery, the initial list) and its cache feeds the `objects` gauge.
 fn watched<K>(
     api: Api<K>,
+    (reader, writer): (Store<K>, reflector::store::Writer<K>),
     observe: impl Fn(&watcher::Event<K>, &Store<K>) + Send + 'static,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send,
-)
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
 where
     K: Resource<DynamicType = ()>
         + metrics::HasConditions
@@ -490,13 +500,12 @@ where
         + Sync
         + 'static,
 {
-    let (reader, writer) = reflector::store();
     let cache = reader.clone();
     let report = REPORT.try_with(Clone::clone).ok();
     if let Some(report) = &report {
         report.metrics.count_objects(report.kind, reader.clone());
     }
-    let stream = watcher(api, watcher::Config::default().any_semantic())
+    watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .inspect(move |event| {
             if let Some(report) = &report {
@@ -518,8 +527,7 @@ where
             }
         })
         .applied_objects()
-        .predicate_filter(relevant_change, PredicateConfig::default());
-    (reader, stream)
+        .predicate_filter(relevant_change, PredicateConfig::default())
 }
 
 /// Drops what the cache of every watched object never needs and would hold twice: the managed
@@ -579,7 +587,12 @@ impl SharedDatastores {
     /// The watch that feeds the cache and every subscriber; it must be polled for any of them
     /// to see a change. It reports to the FHIRDatastore controller's health and feeds the
     /// `objects` gauge.
-    fn start(mut self, report: Report) -> impl std::future::Future<Output = ()> + Send {
+    /// `own_writes` follows the watch, to forget the writes it delivered.
+    fn start(
+        mut self,
+        report: Report,
+        own_writes: Arc<OwnWrites<FHIRDatastore>>,
+    ) -> impl std::future::Future<Output = ()> + Send {
         let writer = self.writer.take().expect("started once");
         report
             .metrics
@@ -596,6 +609,11 @@ impl SharedDatastores {
             })
             .modify(slim)
             .reflect_shared(writer)
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    own_writes.observe(event);
+                }
+            })
             .for_each(|event| async move {
                 if let Err(error) = event {
                     tracing::warn!(%error, kind = "FHIRDatastore", "watch failed: are the CRDs installed, and may the operator list and watch them?");
@@ -686,6 +704,7 @@ pub async fn run(
         let config = controller_config(&context.settings);
         let datastore_report = report_of(&context, "FHIRDatastore", scope.as_deref());
         let datastore_store = datastores.store.clone();
+        let datastore_writes = Arc::new(OwnWrites::new(datastore_store.clone()));
         let datastore_changes = changed(datastores.subscribe(), |datastore: &FHIRDatastore| {
             relevant_change(datastore).unwrap_or_default()
         });
@@ -702,7 +721,10 @@ pub async fn run(
                 .run(
                     datastore::reconcile,
                     datastore::error_policy,
-                    context.clone(),
+                    Arc::new(datastore::DatastoreContext {
+                        shared: context.clone(),
+                        own_writes: datastore_writes.clone(),
+                    }),
                 )
                 .for_each(|result| report_watch_failure("FHIRDatastore", result)),
         ));
@@ -729,7 +751,7 @@ pub async fn run(
             ),
         ));
         let mut stop_watch = stopped.clone();
-        let watch = datastores.start(datastore_report);
+        let watch = datastores.start(datastore_report, datastore_writes);
         tasks.spawn(async move {
             tokio::select! {
                 () = watch => {}

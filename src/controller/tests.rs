@@ -6,11 +6,19 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 
-use super::{Written, write_status};
+use super::{OwnWrites, Written, write_status};
 use crate::api::{DatastoreStatus, FHIRDatastore, FHIRDatastoreStatus};
 use crate::apiserver::ApiServer;
 
 const DATASTORE_ID: &str = "0123456789abcdef0123456789abcdef";
+
+fn own_writes() -> OwnWrites<FHIRDatastore> {
+    OwnWrites::new(kube::runtime::reflector::store().0)
+}
+
+fn versions(object: &FHIRDatastore) -> Vec<String> {
+    object.resource_version().into_iter().collect()
+}
 
 async fn datastores() -> (ApiServer, Api<FHIRDatastore>) {
     let server = ApiServer::new();
@@ -67,8 +75,9 @@ async fn a_status_computed_from_an_old_copy_loses_to_the_newer_one() {
     };
     let written = write_status(
         &api,
+        &own_writes(),
         "patients",
-        copy_a.resource_version().as_deref(),
+        &versions(&copy_a),
         &copy_a.status.clone().unwrap_or_default(),
         &from_a,
     )
@@ -93,8 +102,9 @@ async fn a_status_computed_from_an_old_copy_loses_to_the_newer_one() {
     };
     let written = write_status(
         &api,
+        &own_writes(),
         "patients",
-        fresh.resource_version().as_deref(),
+        &versions(&fresh),
         &current,
         &desired,
     )

@@ -155,3 +155,76 @@ async fn a_datastore_tag_change_costs_its_running_jobs_no_describe_call() {
         "the tag change caused no Describe call of the datastore's {JOBS} running jobs"
     );
 }
+
+/// The Normal events' reasons published about one object, oldest first.
+async fn normal_event_reasons(rig: &Rig, kind: &str, name: &str) -> Vec<String> {
+    use k8s_openapi::api::events::v1::Event;
+    rig.api::<Event>()
+        .list(&Default::default())
+        .await
+        .expect("events listed")
+        .items
+        .into_iter()
+        .filter(|event| event.type_.as_deref() == Some("Normal"))
+        .filter(|event| {
+            event.regarding.as_ref().is_some_and(|regarding| {
+                regarding.kind.as_deref() == Some(kind) && regarding.name.as_deref() == Some(name)
+            })
+        })
+        .filter_map(|event| event.reason)
+        .collect()
+}
+
+/// Under load a watch delivers the operator's own writes late. The polls that run meanwhile act
+/// on what the operator wrote, not on the older copy in its cache: a datastore is looked up by
+/// name and created once, a job started once, each with one event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_watch_never_repeats_a_lookup_a_start_or_an_event() {
+    const LAG: Duration = Duration::from_millis(1500);
+    let mut rig = Rig::start().await;
+    // Restarted so that every watch of the operator lags, from its first list on.
+    rig.stop_operator().await;
+    rig.apiserver.set_watch_lag(LAG);
+    rig.start_operator(super::harness::fast_settings(rig.emulator.region()));
+
+    let datastores = rig.api::<FHIRDatastore>();
+    datastores
+        .create(
+            &PostParams::default(),
+            &datastore("patients", "  deletionPolicy: Delete\n"),
+        )
+        .await
+        .expect("admitted");
+    wait_for(&datastores, "patients", "created", super::datastore::has_id).await;
+    // Long enough for dozens of polls (every 20 ms) on the cached copy without the id.
+    tokio::time::sleep(2 * LAG).await;
+    rig.advance(super::datastore::CREATION);
+    wait_for(&datastores, "patients", "Ready", ready).await;
+
+    let imports = rig.api::<FHIRImportJob>();
+    imports
+        .create(&PostParams::default(), &import_job("loaded", "patients"))
+        .await
+        .expect("admitted");
+    wait_for(&imports, "loaded", "started", |object| {
+        super::jobs::import_status(object).is_some()
+    })
+    .await;
+    tokio::time::sleep(2 * LAG).await;
+
+    assert_eq!(
+        rig.calls(Operation::ListFhirDatastores),
+        1,
+        "lookups by name"
+    );
+    assert_eq!(rig.calls(Operation::CreateFhirDatastore), 1, "creates");
+    assert_eq!(rig.calls(Operation::StartFhirImportJob), 1, "starts");
+    assert_eq!(
+        normal_event_reasons(&rig, "FHIRDatastore", "patients").await,
+        ["Created"]
+    );
+    assert_eq!(
+        normal_event_reasons(&rig, "FHIRImportJob", "loaded").await,
+        ["Started"]
+    );
+}

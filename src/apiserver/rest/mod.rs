@@ -540,7 +540,13 @@ fn watch(
     match subscription {
         Ok(subscription) => {
             let drops = shared.watch_drops.subscribe();
-            tokio::spawn(watch::run(request, subscription, sender, drops));
+            let lag = lock(&shared.faults).watch_lag();
+            tokio::spawn(watch::run(
+                request,
+                subscription,
+                watch::lagging(sender, lag),
+                drops,
+            ));
         }
         // A real API server answers a watch from a compacted resourceVersion with an ERROR event,
         // which is what makes kube-runtime's watcher relist.
