@@ -23,6 +23,9 @@
 //!   `scale,economy,fuzz,quota,latency,crash,faults,baseline` (`baseline` reruns economy, quota
 //!   and faults with the limiter lifted and a fixed 5 s requeue).
 //! - `BENCH_OPERATOR_BINARY` (default `target/release/healthlake-operator`).
+//! - `BENCH_RUN_BINARY` (default `BENCH_OPERATOR_BINARY`): the binary run as the operator, such as
+//!   a production build (`cargo build --release`, no test features); the in-memory API and the
+//!   emulator still come from `BENCH_OPERATOR_BINARY`.
 
 mod crash;
 mod economy;
@@ -68,7 +71,19 @@ async fn main() -> anyhow::Result<()> {
     let directory = root.join("target/bench");
     std::fs::create_dir_all(&directory)
         .with_context(|| format!("failed to create {}", directory.display()))?;
-    let workspace = Workspace { binary, directory };
+    let run_binary = std::env::var_os("BENCH_RUN_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| binary.clone());
+    anyhow::ensure!(
+        run_binary.exists(),
+        "no operator binary at {} (BENCH_RUN_BINARY)",
+        run_binary.display()
+    );
+    let workspace = Workspace {
+        binary,
+        run_binary,
+        directory,
+    };
     let only = std::env::var("BENCH_ONLY")
         .unwrap_or_else(|_| "scale,economy,fuzz,quota,latency,crash,faults,baseline".to_owned());
     let selected = |part: &str| only.split(',').any(|chosen| chosen.trim() == part);
@@ -78,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
         "date": report::date(),
         "command": "make bench",
         "operator_binary": workspace.binary.display().to_string(),
+        "run_binary": workspace.run_binary.display().to_string(),
     });
     if selected("scale") {
         let settings = scale::ScaleSettings {

@@ -62,8 +62,12 @@ pub fn free_address() -> anyhow::Result<SocketAddr> {
 
 /// Where the logs and the kubeconfig of a benchmark go.
 pub struct Workspace {
-    /// The operator binary (a release build with the `trial` feature).
+    /// The operator binary (a release build with the `trial` feature): the in-memory API, the
+    /// emulator, and the operator unless `run_binary` says otherwise.
     pub binary: PathBuf,
+    /// The binary run as the operator (`healthlake-operator run`): `binary`, or a production
+    /// build without the test features, to measure what a cluster runs.
+    pub run_binary: PathBuf,
     /// `target/bench`.
     pub directory: PathBuf,
 }
@@ -357,7 +361,7 @@ impl Operator {
             ("RUST_LOG", "warn".to_owned()),
         ];
         let process = Process::spawn(
-            &workspace.binary,
+            &workspace.run_binary,
             &arguments,
             &env,
             &workspace.directory.join(format!("{name}-operator.log")),

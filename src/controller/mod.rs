@@ -530,18 +530,42 @@ where
         .predicate_filter(relevant_change, PredicateConfig::default())
 }
 
-/// Drops what the cache of every watched object never needs and would hold twice: the managed
-/// fields, and the copy of the object `kubectl apply` (client-side) keeps in an annotation.
+/// Drops what the cache of every watched object never needs: the managed fields, the labels,
+/// and every annotation the operator does not read (kubectl's last-applied copy of the manifest,
+/// Helm's and Argo CD's bookkeeping, ...). Each map of a decoded object costs a B-tree node of
+/// about half a KiB even with one entry, per cached object; the writes are merge patches and
+/// patches of the finalizers, so what the cache leaves out is never written back.
 fn slim<K: Resource>(object: &mut K) {
     let meta = object.meta_mut();
     meta.managed_fields = None;
+    meta.labels = None;
     if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED_ANNOTATION);
+        annotations.retain(|key, _| READ_ANNOTATIONS.contains(&key.as_str()));
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
     }
 }
 
-/// The annotation in which client-side `kubectl apply` keeps the last applied manifest.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// [`slim`] for a FHIRDatastore, which also drops the region annotation once `status.region`
+/// records the region (the annotation only matters before the first status write).
+fn slim_datastore(object: &mut FHIRDatastore) {
+    slim(object);
+    if object
+        .status
+        .as_ref()
+        .is_some_and(|status| status.region.is_some())
+        && let Some(annotations) = object.metadata.annotations.as_mut()
+    {
+        annotations.remove(crate::api::REGION_ANNOTATION);
+        if annotations.is_empty() {
+            object.metadata.annotations = None;
+        }
+    }
+}
+
+/// The annotations the operator reads from its objects.
+const READ_ANNOTATIONS: [&str; 2] = [RETRY_AT_ANNOTATION, crate::api::REGION_ANNOTATION];
 
 /// Keeps the objects of a shared stream whose `key` changed since the last one seen with the
 /// same uid, like kube-runtime's predicate filter for plain streams.
@@ -607,7 +631,7 @@ impl SharedDatastores {
                 Ok(_) => report.health.watch_ok(),
                 Err(error) => report.health.watch_failed(error, std::time::Instant::now()),
             })
-            .modify(slim)
+            .modify(slim_datastore)
             .reflect_shared(writer)
             .inspect(move |event| {
                 if let Ok(event) = event {

@@ -133,7 +133,7 @@ fn polls_never_wait_longer_than_their_interval_and_resyncs_never_shorter() {
 }
 
 #[test]
-fn the_cache_keeps_no_managed_fields_or_last_applied_copy() {
+fn the_cache_keeps_only_what_the_operator_reads() {
     let mut object = FHIRDatastore::new(
         "patients",
         serde_json::from_value(serde_json::json!({
@@ -141,18 +141,54 @@ fn the_cache_keeps_no_managed_fields_or_last_applied_copy() {
         }))
         .expect("spec"),
     );
+    let region = (
+        crate::api::REGION_ANNOTATION.to_owned(),
+        "us-east-1/uid-1".to_owned(),
+    );
+    let retry_at = (
+        crate::decide::stall::RETRY_AT_ANNOTATION.to_owned(),
+        "2026-12-01T00:00:00Z".to_owned(),
+    );
     object.metadata.annotations = Some(
         [
-            (super::LAST_APPLIED_ANNOTATION.to_owned(), "{}".to_owned()),
-            ("team".to_owned(), "clinical".to_owned()),
+            (
+                "kubectl.kubernetes.io/last-applied-configuration".to_owned(),
+                "{}".to_owned(),
+            ),
+            (
+                "argocd.argoproj.io/tracking-id".to_owned(),
+                "app:x".to_owned(),
+            ),
+            region.clone(),
+            retry_at.clone(),
         ]
         .into(),
     );
+    object.metadata.labels = Some([("team".to_owned(), "clinical".to_owned())].into());
     object.metadata.managed_fields = Some(vec![Default::default()]);
-    super::slim(&mut object);
-    assert_eq!(object.metadata.managed_fields, None);
+    let mut cached = object.clone();
+    super::slim_datastore(&mut cached);
+    assert_eq!(cached.metadata.managed_fields, None);
+    assert_eq!(cached.metadata.labels, None);
     assert_eq!(
-        object.metadata.annotations,
-        Some([("team".to_owned(), "clinical".to_owned())].into())
+        cached.metadata.annotations,
+        Some([region, retry_at.clone()].into()),
+        "the region annotation matters until status.region is written"
     );
+
+    object.status = Some(FHIRDatastoreStatus {
+        region: Some("us-east-1".to_owned()),
+        ..FHIRDatastoreStatus::default()
+    });
+    super::slim_datastore(&mut object);
+    assert_eq!(object.metadata.annotations, Some([retry_at].into()));
+    object.metadata.annotations = Some(
+        [(
+            crate::api::REGION_ANNOTATION.to_owned(),
+            "us-east-1/uid-1".to_owned(),
+        )]
+        .into(),
+    );
+    super::slim_datastore(&mut object);
+    assert_eq!(object.metadata.annotations, None);
 }
