@@ -258,4 +258,56 @@ mod tests {
         writes.observe(&Event::Delete(copy("2", Some("ds-1"))));
         assert_eq!(writes.pending(), 0);
     }
+
+    #[test]
+    fn a_write_answered_after_the_watch_delivered_the_deletion_is_not_kept() {
+        // The patch went through, then someone removed the last finalizer: the watch delivered
+        // the deletion before the patch's response arrived. No event will ever forget the write.
+        let old = copy("1", None);
+        let (writes, mut writer) = cache_with(&old);
+        let deleted = Event::Delete(copy("3", Some("ds-1")));
+        writer.apply_watcher_event(&deleted);
+        writes.observe(&deleted);
+        writes.wrote(&versions(&old), copy("2", Some("ds-1")));
+        assert_eq!(writes.pending(), 0);
+    }
+
+    #[test]
+    fn a_relist_without_the_object_forgets_its_write() {
+        // The watch fell out of its window (410 Gone) and listed again: an object deleted
+        // meanwhile just leaves the cache, without a deletion event.
+        let old = copy("1", None);
+        let (writes, mut writer) = cache_with(&old);
+        writes.wrote(&versions(&old), copy("2", Some("ds-1")));
+        assert_eq!(writes.pending(), 1);
+        for event in [Event::Init, Event::InitDone] {
+            writer.apply_watcher_event(&event);
+            writes.observe(&event);
+        }
+        assert_eq!(writes.pending(), 0);
+    }
+
+    #[test]
+    fn a_write_that_changed_nothing_keeps_no_entry_the_watch_cannot_clear() {
+        // An API server answers a patch that changes nothing with the object as it was, same
+        // resourceVersion, and sends no watch event for it.
+        let old = copy("1", None);
+        let (writes, mut writer) = cache_with(&old);
+        writes.wrote(&versions(&old), old.clone());
+        assert_eq!(writes.pending(), 0);
+        // The same on top of a write the watch has not delivered yet: delivering that write
+        // still forgets it.
+        let first = copy("2", Some("ds-1"));
+        writes.wrote(&versions(&old), first.clone());
+        writes.wrote(&versions(&first), first.clone());
+        assert_eq!(
+            id(&writes.newest(Arc::new(old))),
+            Some("ds-1"),
+            "the older cached copy is still replaced"
+        );
+        let delivered = Event::Apply(first);
+        writer.apply_watcher_event(&delivered);
+        writes.observe(&delivered);
+        assert_eq!(writes.pending(), 0);
+    }
 }
