@@ -70,16 +70,22 @@ where
 
     /// Notes that a write succeeded and returned `written`; `read` holds the resource versions of
     /// every copy of the object the write was computed from (all older than `written`). Nothing
-    /// is kept when the watch has already delivered a newer copy.
+    /// is kept when the watch has already delivered a newer copy or the deletion, nor for a write
+    /// that changed nothing (the API server answers it with the version it was computed from,
+    /// and no watch event follows it).
     pub(super) fn wrote(&self, read: &[String], mut written: K) {
         let Some(uid) = written.meta().uid.clone() else {
             return;
         };
+        let Some(written_version) = written.meta().resource_version.clone() else {
+            return;
+        };
         super::slim(&mut written);
         let mut writes = self.lock();
-        let mut replaced = match writes.remove(&uid) {
+        let previous = writes.remove(&uid);
+        let mut replaced = match &previous {
             Some(previous) => {
-                let mut replaced = previous.replaced;
+                let mut replaced = previous.replaced.clone();
                 replaced.extend(previous.latest.meta().resource_version.clone());
                 replaced
             }
@@ -90,29 +96,38 @@ where
                 replaced.push(version.clone());
             }
         }
+        let write = if replaced.contains(&written_version) {
+            // Nothing changed: what was known before still holds.
+            match previous {
+                Some(previous) => previous,
+                None => return,
+            }
+        } else {
+            OwnWrite {
+                replaced,
+                latest: Arc::new(written),
+            }
+        };
         // Checked under the lock: the cache is updated before `observe` runs, so either the check
-        // sees the delivered copy or `observe` sees this entry and removes it.
-        let cached = self.cache.get(&ObjectRef::from_obj(&written));
-        let cache_is_older = cached.as_deref().is_none_or(|cached| {
-            cached
-                .meta()
-                .resource_version
-                .as_ref()
-                .is_some_and(|version| replaced.contains(version))
-        });
-        if cache_is_older {
-            writes.insert(
-                uid,
-                OwnWrite {
-                    replaced,
-                    latest: Arc::new(written),
-                },
-            );
+        // sees the delivered copy (or the object gone) or `observe` sees this entry and removes it.
+        if self.cache_is_older(&uid, &write) {
+            writes.insert(uid, write);
         }
     }
 
+    /// Whether the cache still holds a copy of the object that `write` replaced. An object the
+    /// cache no longer holds was deleted: no reconcile will ask for it, no event forget it.
+    fn cache_is_older(&self, uid: &str, write: &OwnWrite<K>) -> bool {
+        self.cache
+            .get(&ObjectRef::from_obj(write.latest.as_ref()))
+            .is_some_and(|cached| {
+                cached.meta().uid.as_deref() == Some(uid) && is_replaced(write, cached.as_ref())
+            })
+    }
+
     /// Follows the watch, after its event reached the cache: an object is forgotten once the
-    /// watch delivers a version no own write replaced, or its deletion.
+    /// watch delivers a version no own write replaced, or its deletion, or a relist leaves it out
+    /// of the cache.
     pub(super) fn observe(&self, event: &watcher::Event<K>) {
         match event {
             watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
@@ -132,7 +147,13 @@ where
                     self.lock().remove(uid);
                 }
             }
-            watcher::Event::Init | watcher::Event::InitDone => {}
+            // A relist replaced the whole cache; an object deleted while the watch was down
+            // left it without a deletion event.
+            watcher::Event::InitDone => {
+                self.lock()
+                    .retain(|uid, write| self.cache_is_older(uid, write));
+            }
+            watcher::Event::Init => {}
         }
     }
 
@@ -256,6 +277,58 @@ mod tests {
         let (writes, _writer) = cache_with(&old);
         writes.wrote(&versions(&old), copy("2", Some("ds-1")));
         writes.observe(&Event::Delete(copy("2", Some("ds-1"))));
+        assert_eq!(writes.pending(), 0);
+    }
+
+    #[test]
+    fn a_write_answered_after_the_watch_delivered_the_deletion_is_not_kept() {
+        // The patch went through, then someone removed the last finalizer: the watch delivered
+        // the deletion before the patch's response arrived. No event will ever forget the write.
+        let old = copy("1", None);
+        let (writes, mut writer) = cache_with(&old);
+        let deleted = Event::Delete(copy("3", Some("ds-1")));
+        writer.apply_watcher_event(&deleted);
+        writes.observe(&deleted);
+        writes.wrote(&versions(&old), copy("2", Some("ds-1")));
+        assert_eq!(writes.pending(), 0);
+    }
+
+    #[test]
+    fn a_relist_without_the_object_forgets_its_write() {
+        // The watch fell out of its window (410 Gone) and listed again: an object deleted
+        // meanwhile just leaves the cache, without a deletion event.
+        let old = copy("1", None);
+        let (writes, mut writer) = cache_with(&old);
+        writes.wrote(&versions(&old), copy("2", Some("ds-1")));
+        assert_eq!(writes.pending(), 1);
+        for event in [Event::Init, Event::InitDone] {
+            writer.apply_watcher_event(&event);
+            writes.observe(&event);
+        }
+        assert_eq!(writes.pending(), 0);
+    }
+
+    #[test]
+    fn a_write_that_changed_nothing_keeps_no_entry_the_watch_cannot_clear() {
+        // An API server answers a patch that changes nothing with the object as it was, same
+        // resourceVersion, and sends no watch event for it.
+        let old = copy("1", None);
+        let (writes, mut writer) = cache_with(&old);
+        writes.wrote(&versions(&old), old.clone());
+        assert_eq!(writes.pending(), 0);
+        // The same on top of a write the watch has not delivered yet: delivering that write
+        // still forgets it.
+        let first = copy("2", Some("ds-1"));
+        writes.wrote(&versions(&old), first.clone());
+        writes.wrote(&versions(&first), first.clone());
+        assert_eq!(
+            id(&writes.newest(Arc::new(old))),
+            Some("ds-1"),
+            "the older cached copy is still replaced"
+        );
+        let delivered = Event::Apply(first);
+        writer.apply_watcher_event(&delivered);
+        writes.observe(&delivered);
         assert_eq!(writes.pending(), 0);
     }
 }
