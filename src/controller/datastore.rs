@@ -382,7 +382,7 @@ async fn settle_and_write(
                 }
                 return Ok(settled);
             }
-            Written::Stale => current = api.get(&meta.name).await?,
+            Written::Stale => current = super::reread(api, meta).await?,
         }
     }
     Err(Error::StaleStatus)

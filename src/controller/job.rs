@@ -324,6 +324,9 @@ pub(super) async fn run<K: JobKind>(
 }
 
 fn error_policy<K: JobKind>(object: Arc<K>, error: &Error, context: Arc<JobContext<K>>) -> Action {
+    if let Some(action) = error.pending() {
+        return action;
+    }
     tracing::warn!(%error, kind = K::KIND, name = %object.name_any(), "job reconcile failed");
     Action::requeue(
         context
@@ -342,10 +345,13 @@ async fn reconcile<K: JobKind>(
     let started = std::time::Instant::now();
     let object = context.own_writes.newest(object);
     let result = reconcile_job(object.as_ref(), &context).await;
-    context
-        .shared
-        .metrics
-        .reconciled_in(K::KIND, result.is_ok(), started.elapsed());
+    context.shared.metrics.reconciled_in(
+        K::KIND,
+        result
+            .as_ref()
+            .map_or_else(|error| error.pending().is_some(), |_| true),
+        started.elapsed(),
+    );
     result
 }
 
@@ -497,7 +503,7 @@ async fn reconcile_job<K: JobKind>(
                 }
                 return Ok(context.action(object, &meta, settled.requeue, decided_at));
             }
-            Written::Stale => current = api.get(&meta.name).await?,
+            Written::Stale => current = super::reread(&api, &meta).await?,
         }
     }
     Err(Error::StaleStatus)

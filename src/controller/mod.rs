@@ -303,6 +303,10 @@ pub enum Error {
     /// Cleanup is under way; the finalizer stays until AWS confirms. Not a failure.
     #[error("cleanup is still under way")]
     CleanupPending(Action),
+    /// The object was deleted, or deleted and created again under its name, while its status was
+    /// written: the new object is reconciled on its own. Not a failure.
+    #[error("the object was deleted or replaced while its status was written")]
+    Replaced,
 }
 
 impl Error {
@@ -310,6 +314,7 @@ impl Error {
     fn pending(&self) -> Option<Action> {
         match self {
             Self::CleanupPending(action) => Some(action.clone()),
+            Self::Replaced => Some(Action::await_change()),
             Self::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::CleanupFailed(error) => error.pending(),
                 _ => None,
@@ -400,6 +405,20 @@ where
         }
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(Written::Stale),
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Re-reads the object `meta` describes after a 409, to settle its status again on the fresh
+/// copy. Fails with [`Error::Replaced`] when the name is gone or now belongs to another object
+/// (another uid: deleted and created again while the reconcile ran), so that what the reconcile
+/// learned from AWS about the old object never lands in the new one's status.
+async fn reread<K>(api: &Api<K>, meta: &ObjectMeta) -> Result<K, Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    match api.get_opt(&meta.name).await? {
+        Some(object) if object.meta().uid.as_deref() == Some(meta.uid.as_str()) => Ok(object),
+        _ => Err(Error::Replaced),
     }
 }
 

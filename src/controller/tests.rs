@@ -192,3 +192,36 @@ fn the_cache_keeps_only_what_the_operator_reads() {
     super::slim_datastore(&mut object);
     assert_eq!(object.metadata.annotations, None);
 }
+
+/// After a 409 the status is settled again on a fresh copy, but never on another object that
+/// took the name meanwhile: what AWS said about the old object would land in the new one's
+/// status (a job recreated under its name would record the old job's id and never start).
+#[tokio::test]
+async fn a_reread_after_a_conflict_refuses_an_object_created_again_under_the_name() {
+    let (_server, api) = datastores().await;
+    let first = api.get("patients").await.expect("stored");
+    let meta = super::object_meta(&first).expect("meta");
+    let reread: FHIRDatastore = super::reread(&api, &meta).await.expect("the same object");
+    assert_eq!(reread.metadata.uid, first.metadata.uid);
+
+    api.delete("patients", &Default::default())
+        .await
+        .expect("deleted");
+    assert!(matches!(
+        super::reread(&api, &meta).await,
+        Err(super::Error::Replaced)
+    ));
+    let mut again = first.clone();
+    again.metadata = kube::api::ObjectMeta {
+        name: Some("patients".to_owned()),
+        ..Default::default()
+    };
+    again.status = None;
+    api.create(&PostParams::default(), &again)
+        .await
+        .expect("created again");
+    assert!(matches!(
+        super::reread(&api, &meta).await,
+        Err(super::Error::Replaced)
+    ));
+}
