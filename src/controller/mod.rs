@@ -587,18 +587,47 @@ fn slim_datastore(object: &mut FHIRDatastore) {
 const READ_ANNOTATIONS: [&str; 2] = [RETRY_AT_ANNOTATION, crate::api::REGION_ANNOTATION];
 
 /// Keeps the objects of a shared stream whose `key` changed since the last one seen with the
-/// same uid, like kube-runtime's predicate filter for plain streams.
+/// same uid, like kube-runtime's predicate filter for plain streams: an entry not seen for
+/// [`CHANGE_MEMORY`] is forgotten (the next copy of its object passes as changed), so that the
+/// uids of deleted objects do not pile up.
 fn changed<K: Resource + Send + Sync + 'static>(
     stream: impl futures::Stream<Item = Arc<K>> + Send,
     key: impl Fn(&K) -> u64 + Send + Sync + 'static,
 ) -> impl futures::Stream<Item = Arc<K>> + Send {
-    let seen = std::sync::Mutex::new(std::collections::HashMap::<String, u64>::new());
+    let seen = std::sync::Mutex::new(ChangeMemory::default());
     stream.filter(move |object| {
         let uid = object.meta().uid.clone().unwrap_or_default();
         let value = key(object);
         let mut seen = seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        std::future::ready(seen.insert(uid, value) != Some(value))
+        std::future::ready(seen.changed(uid, value, tokio::time::Instant::now()))
     })
+}
+
+/// How long [`changed`] remembers an object it has not seen since: kube-runtime's predicate
+/// filter's default.
+const CHANGE_MEMORY: Duration = Duration::from_secs(3600);
+
+/// The last key seen per uid, and when.
+#[derive(Default)]
+struct ChangeMemory {
+    entries: std::collections::HashMap<String, (u64, tokio::time::Instant)>,
+    last_sweep: Option<tokio::time::Instant>,
+}
+
+impl ChangeMemory {
+    /// Whether `value` differs from the last key seen for `uid` within [`CHANGE_MEMORY`], and
+    /// remembers it. Sweeps entries older than that once per [`CHANGE_MEMORY`].
+    fn changed(&mut self, uid: String, value: u64, now: tokio::time::Instant) -> bool {
+        let last_sweep = *self.last_sweep.get_or_insert(now);
+        if now.duration_since(last_sweep) >= CHANGE_MEMORY {
+            self.entries
+                .retain(|_, (_, seen)| now.duration_since(*seen) < CHANGE_MEMORY);
+            self.last_sweep = Some(now);
+        }
+        let previous = self.entries.insert(uid, (value, now));
+        !previous
+            .is_some_and(|(key, seen)| key == value && now.duration_since(seen) < CHANGE_MEMORY)
+    }
 }
 
 /// The FHIRDatastore watch shared by the three controllers of one scope: one list and watch,

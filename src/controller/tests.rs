@@ -225,3 +225,21 @@ async fn a_reread_after_a_conflict_refuses_an_object_created_again_under_the_nam
         Err(super::Error::Replaced)
     ));
 }
+
+#[test]
+fn change_memory_passes_changes_and_forgets_objects_not_seen_for_an_hour() {
+    let start = tokio::time::Instant::now();
+    let mut memory = super::ChangeMemory::default();
+    assert!(memory.changed("a".to_owned(), 1, start), "a new object");
+    assert!(!memory.changed("a".to_owned(), 1, start), "the same key");
+    assert!(memory.changed("a".to_owned(), 2, start), "a new key");
+    // A deleted object's entry goes with the next sweep, an hour on.
+    assert!(memory.changed("deleted".to_owned(), 7, start));
+    let later = start + super::CHANGE_MEMORY;
+    assert!(
+        memory.changed("a".to_owned(), 2, later),
+        "an hour later the same key passes again"
+    );
+    assert!(!memory.entries.contains_key("deleted"));
+    assert!(!memory.changed("a".to_owned(), 2, later));
+}
