@@ -14,11 +14,6 @@ use healthlake_operator::healthlake::sdk::{SdkHealthLake, SdkSettings};
 use healthlake_operator::run::logging::{self, LogFormat};
 use healthlake_operator::run::{DEFAULT_METRICS_ADDRESS, Operator, RunArgs, shutdown_signal};
 
-/// mimalloc instead of the system allocator: the operator allocates and frees many small buffers
-/// per reconcile (JSON, HTTP, signing), where glibc's malloc cost about 10 % more CPU per object.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Manage Amazon HealthLake FHIR datastores, import jobs and export jobs from Kubernetes.
 #[derive(Parser)]
 #[command(name = "healthlake-operator", version, about)]
