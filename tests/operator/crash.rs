@@ -15,14 +15,14 @@ use super::jobs::import_job;
 
 /// Makes every status write of `status_resource` fail, as if the operator died right after AWS
 /// answered and before the answer reached the object.
-fn block_status_writes(rig: &Rig, status_resource: &str) {
+pub fn block_status_writes(rig: &Rig, status_resource: &str) {
     rig.apiserver
         .fail_next(Verb::Patch, status_resource, 500, 10_000);
 }
 
 /// Waits until AWS has answered, then stops the operator and lifts the block: the state such a
 /// crash leaves behind.
-async fn crash_once_aws_answered(rig: &mut Rig, done: impl Fn(&Rig) -> bool) {
+pub async fn crash_once_aws_answered(rig: &mut Rig, done: impl Fn(&Rig) -> bool) {
     eventually("AWS answered", || async { done(rig) }).await;
     rig.stop_operator().await;
     rig.apiserver.clear_faults();

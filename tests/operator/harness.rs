@@ -18,6 +18,7 @@ use healthlake_operator::healthlake::limiter::{
 };
 use healthlake_operator::healthlake::sdk::{SdkHealthLake, SdkSettings};
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, PostParams};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -262,4 +263,31 @@ pub fn is_true(
     type_: &str,
 ) -> bool {
     condition(conditions, type_).0 == "True"
+}
+
+/// The Events (`events.k8s.io/v1`) about the object `kind`/`name` in the test namespace, oldest
+/// first.
+pub async fn events_about(rig: &Rig, kind: &str, name: &str) -> Vec<Event> {
+    rig.api::<Event>()
+        .list(&Default::default())
+        .await
+        .expect("events listed")
+        .items
+        .into_iter()
+        .filter(|event| {
+            event.regarding.as_ref().is_some_and(|regarding| {
+                regarding.kind.as_deref() == Some(kind) && regarding.name.as_deref() == Some(name)
+            })
+        })
+        .collect()
+}
+
+/// The reasons of the Warning (`warning`) or Normal events about `kind`/`name`, oldest first.
+pub async fn event_reasons(rig: &Rig, kind: &str, name: &str, warning: bool) -> Vec<String> {
+    events_about(rig, kind, name)
+        .await
+        .into_iter()
+        .filter(|event| (event.type_.as_deref() == Some("Warning")) == warning)
+        .filter_map(|event| event.reason)
+        .collect()
 }

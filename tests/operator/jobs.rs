@@ -10,7 +10,7 @@ use kube::api::PostParams;
 use serde::de::DeserializeOwned;
 
 use super::datastore::{CREATION, create_ready, datastore, has_id};
-use super::harness::{Rig, condition, eventually, is_true, wait_for};
+use super::harness::{Rig, condition, event_reasons, eventually, is_true, wait_for};
 
 fn manifest<K: DeserializeOwned>(kind: &str, name: &str, yaml_spec: &str) -> K {
     let manifest = format!(
@@ -542,7 +542,6 @@ async fn raw_datastore_ids_need_the_operator_flag() {
 /// Errors are Warnings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_happy_path_costs_one_event_per_object_and_errors_are_warnings() {
-    use k8s_openapi::api::events::v1::Event;
     let rig = Rig::start().await;
     create_ready(&rig, "patients", "  deletionPolicy: Delete\n").await;
     let imports = rig.api::<FHIRImportJob>();
@@ -576,26 +575,8 @@ async fn the_happy_path_costs_one_event_per_object_and_errors_are_warnings() {
             .is_some_and(|status| is_true(&status.conditions, "Stalled"))
     })
     .await;
-    let events = rig.api::<Event>();
     let reasons = |kind: &'static str, name: &'static str, warning: bool| {
-        let events = events.clone();
-        async move {
-            events
-                .list(&Default::default())
-                .await
-                .expect("events listed")
-                .items
-                .into_iter()
-                .filter(|event| {
-                    event.regarding.as_ref().is_some_and(|regarding| {
-                        regarding.kind.as_deref() == Some(kind)
-                            && regarding.name.as_deref() == Some(name)
-                    })
-                })
-                .filter(|event| (event.type_.as_deref() == Some("Warning")) == warning)
-                .filter_map(|event| event.reason)
-                .collect::<Vec<_>>()
-        }
+        event_reasons(&rig, kind, name, warning)
     };
     eventually("the job's error is a Warning event", || async {
         reasons("FHIRImportJob", "denied", true)

@@ -5,21 +5,17 @@
 use std::time::Duration;
 
 use healthlake_operator::api::{FHIRDatastore, REGION_ANNOTATION};
-use healthlake_operator::apiserver::Verb;
 use healthlake_operator::emulator::{Fault, Operation};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 
+use super::crash::{block_status_writes, crash_once_aws_answered};
 use super::datastore::{CREATION, datastore};
-use super::harness::{Rig, eventually, fast_settings, wait_for};
+use super::harness::{Rig, fast_settings, wait_for};
 
-/// The annotation pins region A (the default) and the datastore is created there, but the crash
-/// loses the id before any status write. While the operator is down the user adds `spec.region:
-/// eu-west-1`: the CRD's rule allows it, as no `status.region` exists yet. The restarted operator
-/// must still look for the datastore where it was created, not create a second one in eu-west-1.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spec_region_added_after_a_crash_never_duplicates_the_datastore() {
-    let mut rig = Rig::start().await;
-    let api = rig.api::<FHIRDatastore>();
+/// The crash window of these tests: the region annotation is written and AWS creates the
+/// datastore, but every status write fails and the operator stops before one lands; then, while
+/// it is down, the user adds `spec.region: eu-west-1` (admitted: no `status.region` yet).
+async fn crash_after_create_then_add_region(rig: &mut Rig, api: &Api<FHIRDatastore>) {
     rig.emulator.inject(Fault::Latency {
         operation: Some(Operation::CreateFhirDatastore),
         millis: 1_000,
@@ -30,7 +26,7 @@ async fn spec_region_added_after_a_crash_never_duplicates_the_datastore() {
     )
     .await
     .expect("admitted");
-    wait_for(&api, "patients", "the region annotated", |object| {
+    wait_for(api, "patients", "the region annotated", |object| {
         object
             .metadata
             .annotations
@@ -38,14 +34,8 @@ async fn spec_region_added_after_a_crash_never_duplicates_the_datastore() {
             .is_some_and(|annotations| annotations.contains_key(REGION_ANNOTATION))
     })
     .await;
-    rig.apiserver
-        .fail_next(Verb::Patch, "fhirdatastores/status", 500, 10_000);
-    eventually("AWS created the datastore", || async {
-        rig.emulator.state().datastores.len() == 1
-    })
-    .await;
-    rig.stop_operator().await;
-    rig.apiserver.clear_faults();
+    block_status_writes(rig, "fhirdatastores/status");
+    crash_once_aws_answered(rig, |rig| rig.emulator.state().datastores.len() == 1).await;
     rig.emulator.clear_faults();
     let lost = api.get("patients").await.expect("object");
     assert!(
@@ -55,8 +45,6 @@ async fn spec_region_added_after_a_crash_never_duplicates_the_datastore() {
             .is_none(),
         "no status write got through"
     );
-
-    // The user adds a region while the operator is down: admitted (no status.region yet).
     api.patch(
         "patients",
         &PatchParams::default(),
@@ -64,6 +52,17 @@ async fn spec_region_added_after_a_crash_never_duplicates_the_datastore() {
     )
     .await
     .expect("the CRD admits spec.region while status.region is unset");
+}
+
+/// The annotation pins region A (the default) and the datastore is created there, but the crash
+/// loses the id before any status write. While the operator is down the user adds `spec.region:
+/// eu-west-1`: the CRD's rule allows it, as no `status.region` exists yet. The restarted operator
+/// must still look for the datastore where it was created, not create a second one in eu-west-1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_region_added_after_a_crash_never_duplicates_the_datastore() {
+    let mut rig = Rig::start().await;
+    let api = rig.api::<FHIRDatastore>();
+    crash_after_create_then_add_region(&mut rig, &api).await;
 
     rig.start_operator(fast_settings(rig.emulator.region()));
     // Let the restarted operator act (and create, if it is going to).
@@ -100,40 +99,7 @@ async fn spec_region_added_after_a_crash_never_duplicates_the_datastore() {
 async fn deleting_after_spec_region_added_in_the_crash_window_leaves_no_datastore_behind() {
     let mut rig = Rig::start().await;
     let api = rig.api::<FHIRDatastore>();
-    rig.emulator.inject(Fault::Latency {
-        operation: Some(Operation::CreateFhirDatastore),
-        millis: 1_000,
-    });
-    api.create(
-        &PostParams::default(),
-        &datastore("patients", "  deletionPolicy: Delete\n"),
-    )
-    .await
-    .expect("admitted");
-    wait_for(&api, "patients", "the region annotated", |object| {
-        object
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|annotations| annotations.contains_key(REGION_ANNOTATION))
-    })
-    .await;
-    rig.apiserver
-        .fail_next(Verb::Patch, "fhirdatastores/status", 500, 10_000);
-    eventually("AWS created the datastore", || async {
-        rig.emulator.state().datastores.len() == 1
-    })
-    .await;
-    rig.stop_operator().await;
-    rig.apiserver.clear_faults();
-    rig.emulator.clear_faults();
-    api.patch(
-        "patients",
-        &PatchParams::default(),
-        &Patch::Merge(&serde_json::json!({ "spec": { "region": "eu-west-1" } })),
-    )
-    .await
-    .expect("admitted");
+    crash_after_create_then_add_region(&mut rig, &api).await;
     api.delete("patients", &kube::api::DeleteParams::default())
         .await
         .expect("delete accepted");

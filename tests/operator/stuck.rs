@@ -9,23 +9,17 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::PostParams;
 
 use super::datastore::{datastore, has_id, ready};
-use super::harness::{Rig, eventually, unlimited, wait_for};
+use super::harness::{Rig, events_about, eventually, unlimited, wait_for};
 use super::jobs::import_job;
 use super::readiness::{job_condition, job_status, reconciling_reason};
 
 /// The Warning events with `reason` about `name`, with how many times each was seen.
 async fn warnings(rig: &Rig, kind: &str, name: &str, reason: &str) -> Vec<(Event, i32)> {
-    rig.api::<Event>()
-        .list(&Default::default())
+    events_about(rig, kind, name)
         .await
-        .expect("events listed")
-        .items
         .into_iter()
         .filter(|event| {
-            event.regarding.as_ref().is_some_and(|regarding| {
-                regarding.kind.as_deref() == Some(kind) && regarding.name.as_deref() == Some(name)
-            }) && event.type_.as_deref() == Some("Warning")
-                && event.reason.as_deref() == Some(reason)
+            event.type_.as_deref() == Some("Warning") && event.reason.as_deref() == Some(reason)
         })
         .map(|event| {
             let count = event

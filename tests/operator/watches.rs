@@ -10,7 +10,7 @@ use healthlake_operator::emulator::{DatastoreSeed, EmulatorConfig, Operation};
 use kube::api::{Patch, PatchParams, PostParams};
 
 use super::datastore::{datastore, ready};
-use super::harness::{Rig, condition, eventually, unlimited, wait_for};
+use super::harness::{Rig, condition, event_reasons, eventually, unlimited, wait_for};
 use super::jobs::import_job;
 
 const JOBS: usize = 20;
@@ -156,25 +156,6 @@ async fn a_datastore_tag_change_costs_its_running_jobs_no_describe_call() {
     );
 }
 
-/// The Normal events' reasons published about one object, oldest first.
-async fn normal_event_reasons(rig: &Rig, kind: &str, name: &str) -> Vec<String> {
-    use k8s_openapi::api::events::v1::Event;
-    rig.api::<Event>()
-        .list(&Default::default())
-        .await
-        .expect("events listed")
-        .items
-        .into_iter()
-        .filter(|event| event.type_.as_deref() == Some("Normal"))
-        .filter(|event| {
-            event.regarding.as_ref().is_some_and(|regarding| {
-                regarding.kind.as_deref() == Some(kind) && regarding.name.as_deref() == Some(name)
-            })
-        })
-        .filter_map(|event| event.reason)
-        .collect()
-}
-
 /// Under load a watch delivers the operator's own writes late. The polls that run meanwhile act
 /// on what the operator wrote, not on the older copy in its cache: a datastore is looked up by
 /// name and created once, a job started once, each with one event.
@@ -222,11 +203,11 @@ async fn a_lagging_watch_never_repeats_a_lookup_a_start_or_an_event() {
     assert_eq!(rig.calls(Operation::CreateFhirDatastore), 1, "creates");
     assert_eq!(rig.calls(Operation::StartFhirImportJob), 1, "starts");
     assert_eq!(
-        normal_event_reasons(&rig, "FHIRDatastore", "patients").await,
+        event_reasons(&rig, "FHIRDatastore", "patients", false).await,
         ["Created"]
     );
     assert_eq!(
-        normal_event_reasons(&rig, "FHIRImportJob", "loaded").await,
+        event_reasons(&rig, "FHIRImportJob", "loaded", false).await,
         ["Started"]
     );
 }
